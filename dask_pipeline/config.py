@@ -1,0 +1,142 @@
+"""RunConfig: the validated options of one ``run`` (built by the CLI, read by the pipeline)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import pandas as pd
+
+RULE_SETS = ("seed", "insights")
+
+
+class ConfigError(ValueError):
+    """An option is wrong: the CLI prints the message on one line and exits 2."""
+
+
+@dataclass(frozen=True)
+class ClusterOptions:
+    """Where the graph runs: an existing scheduler, or an embedded LocalCluster."""
+
+    scheduler: str | None = None
+    scheduler_file: Path | None = None
+    workers: int | None = None
+    threads_per_worker: int | None = None
+    memory_limit: str | None = None
+    dashboard_address: str = "127.0.0.1:8787"
+    tls_ca_file: Path | None = None
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    inputs: tuple[str, ...]
+    out: Path
+    rules: str = "seed"
+    staff: frozenset[str] = frozenset()
+    staff_file: Path | None = None
+    min_events: int | None = None
+    since: dt.date | None = None
+    until: dt.date | None = None
+    tz: str = "UTC"
+    lookback_hours: float = 24.0
+    bin_seconds: int = 5
+    pseudonymize_key: bytes | None = field(default=None, repr=False)
+    pseudonymize_key_env: str | None = None
+    cluster: ClusterOptions = field(default_factory=ClusterOptions)
+    progress: bool = True
+
+    # -- the window in UTC microseconds ------------------------------------------------
+    def _midnight_us(self, day: dt.date) -> int:
+        ts = pd.Timestamp(dt.datetime.combine(day, dt.time()), tz=self.tz)
+        return int(ts.tz_convert("UTC").value // 1000)
+
+    @property
+    def since_us(self) -> int | None:
+        return None if self.since is None else self._midnight_us(self.since)
+
+    @property
+    def until_us(self) -> int | None:
+        """Exclusive end: local midnight after ``until`` (the until day is included)."""
+        if self.until is None:
+            return None
+        return self._midnight_us(self.until + dt.timedelta(days=1))
+
+    @property
+    def events_from_us(self) -> int | None:
+        s = self.since_us
+        return None if s is None else s - int(self.lookback_hours * 3600 * 1_000_000)
+
+
+def parse_date(text: str, option: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(f"{option}: expected a date YYYY-MM-DD, got {text!r}") from None
+
+
+def check_tz(tz: str) -> str:
+    try:
+        ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"--tz: unknown time zone {tz!r}") from None
+    return tz
+
+
+def read_staff(path: Path) -> frozenset[str]:
+    """Usernames, one a line; blank lines and ``#`` comments ignored."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError(f"--staff-file: cannot read {path}: {e.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"--staff-file: {path} is not UTF-8 text") from None
+    names = (x.strip() for x in text.splitlines())
+    return frozenset(n for n in names if n and not n.startswith("#"))
+
+
+def pseudonymize_key_from_env(var: str) -> bytes:
+    value = os.environ.get(var)
+    if not value:
+        raise ConfigError(f"--pseudonymize-key-env: environment variable {var} is unset or empty")
+    return value.encode("utf-8")
+
+
+def validate(cfg: RunConfig) -> RunConfig:
+    """Check cross-option rules; returns the config unchanged or raises ConfigError."""
+    if cfg.rules not in RULE_SETS:
+        raise ConfigError(f"--rules: expected one of {', '.join(RULE_SETS)}, got {cfg.rules!r}")
+    if cfg.since and cfg.until and cfg.since > cfg.until:
+        raise ConfigError(f"--since {cfg.since} is after --until {cfg.until}")
+    if cfg.min_events is not None and cfg.min_events < 0:
+        raise ConfigError("--min-events: must be 0 or more")
+    if cfg.bin_seconds < 1:
+        raise ConfigError("--bin-seconds: must be 1 or more")
+    if cfg.lookback_hours < 0:
+        raise ConfigError("--lookback-hours: must be 0 or more")
+    c = cfg.cluster
+    if c.scheduler and c.scheduler_file:
+        raise ConfigError("give --scheduler or --scheduler-file, not both")
+    if c.scheduler_file is not None and not Path(c.scheduler_file).is_file():
+        raise ConfigError(f"--scheduler-file: no such file: {c.scheduler_file}")
+    if (c.scheduler or c.scheduler_file) and (c.workers or c.threads_per_worker or c.memory_limit):
+        raise ConfigError(
+            "--workers/--threads-per-worker/--memory-limit size an embedded cluster; "
+            "they cannot be used with --scheduler or --scheduler-file"
+        )
+    for name in ("workers", "threads_per_worker"):
+        v = getattr(c, name)
+        if v is not None and v < 1:
+            raise ConfigError(f"--{name.replace('_', '-')}: must be 1 or more")
+    tls = [c.tls_ca_file, c.tls_cert, c.tls_key]
+    if any(tls) and not all(tls):
+        raise ConfigError("TLS needs all of --tls-ca-file, --tls-cert and --tls-key")
+    for p in tls:
+        if p is not None and not Path(p).is_file():
+            raise ConfigError(f"TLS file not found: {p}")
+    check_tz(cfg.tz)
+    return cfg

@@ -1,0 +1,563 @@
+"""Raw lines -> normalized video events, per-user activity and rejects (SPEC §2-§4).
+
+Pure: bytes in, pandas frames out; no I/O, no Dask. ``PartDecoder`` is fed blocks of whole
+lines and keeps only what the job needs: the video events (with their input order), the
+per-(course, user) activity that the course-team and activity filters use, rejected lines
+with their reason, and counts. Browser payloads (JSON strings) are decoded a second time,
+only for video events.
+"""
+
+from __future__ import annotations
+
+import gc
+import math
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+import numpy as np
+import pandas as pd
+
+from . import schema, vocabulary
+
+#: A numeric string in the payload (SPEC §2: "12.5", "1.25"); nothing else is a number.
+NUM_RE = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
+REJECT_TEXT_MAX = 4096  # characters of a rejected line kept in rejects/
+
+# Reasons a line is rejected (SPEC §3).
+BAD_ENCODING = "bad_encoding"
+NOT_JSON = "not_json"
+NOT_OBJECT = "not_object"
+TOO_DEEP = "too_deep"
+BAD_TIME = "bad_time"
+BAD_PAYLOAD = "bad_payload"
+MISSING_VIDEO_ID = "missing_video_id"
+MISSING_NUMBER = "missing_number"
+
+
+class _Ctx(msgspec.Struct):
+    course_id: Any = None
+    username: Any = None  # the eventtracking layout keeps the username here
+
+
+class _Line(msgspec.Struct):
+    username: Any = None
+    time: Any = None
+    event_type: Any = None
+    name: Any = None
+    event: msgspec.Raw = msgspec.Raw(b"null")
+    context: _Ctx | None = None
+    # eventtracking layout (event-routing-backends): time and payload under other names
+    timestamp: Any = None
+    data: msgspec.Raw = msgspec.Raw(b"null")
+
+
+class _RawLine(msgspec.Struct):
+    """Fallback layout: every field raw, decoded one by one, so that one odd field (a huge
+    number, a context that is not an object) spoils only itself."""
+
+    username: msgspec.Raw = msgspec.Raw(b"null")
+    time: msgspec.Raw = msgspec.Raw(b"null")
+    event_type: msgspec.Raw = msgspec.Raw(b"null")
+    name: msgspec.Raw = msgspec.Raw(b"null")
+    event: msgspec.Raw = msgspec.Raw(b"null")
+    context: msgspec.Raw = msgspec.Raw(b"null")
+    timestamp: msgspec.Raw = msgspec.Raw(b"null")
+    data: msgspec.Raw = msgspec.Raw(b"null")
+
+
+class _Payload(msgspec.Struct):
+    id: Any = None
+    code: Any = None
+    duration: Any = None
+    currentTime: Any = None  # noqa: N815 - the event's own field name
+    current_time: Any = None
+    old_time: Any = None
+    new_time: Any = None
+    old_speed: Any = None
+    new_speed: Any = None
+
+
+class _RawPayload(msgspec.Struct):
+    id: msgspec.Raw = msgspec.Raw(b"null")
+    code: msgspec.Raw = msgspec.Raw(b"null")
+    duration: msgspec.Raw = msgspec.Raw(b"null")
+    currentTime: msgspec.Raw = msgspec.Raw(b"null")  # noqa: N815
+    current_time: msgspec.Raw = msgspec.Raw(b"null")
+    old_time: msgspec.Raw = msgspec.Raw(b"null")
+    new_time: msgspec.Raw = msgspec.Raw(b"null")
+    old_speed: msgspec.Raw = msgspec.Raw(b"null")
+    new_speed: msgspec.Raw = msgspec.Raw(b"null")
+
+
+_line_dec = msgspec.json.Decoder(_Line)
+_raw_line_dec = msgspec.json.Decoder(_RawLine)
+_payload_dec = msgspec.json.Decoder(_Payload)
+_raw_payload_dec = msgspec.json.Decoder(_RawPayload)
+_ctx_dec = msgspec.json.Decoder(_Ctx)
+_any_dec = msgspec.json.Decoder()
+_str_dec = msgspec.json.Decoder(str)
+
+_NO_PAYLOAD = _Payload()
+_NULL = msgspec.Raw(b"null")
+
+
+def number(x: object) -> float | None:
+    """SPEC §2: a JSON number or a numeric string, as a finite float; else None."""
+    t = type(x)
+    if t is float:
+        return x if math.isfinite(x) else None  # type: ignore[arg-type]
+    if t is int:
+        try:
+            return float(x)  # type: ignore[arg-type]
+        except OverflowError:
+            return None
+    if t is str and NUM_RE.fullmatch(x):  # type: ignore[arg-type]
+        try:
+            f = float(x)  # type: ignore[arg-type]
+        except (ValueError, OverflowError):
+            return None
+        return f if math.isfinite(f) else None
+    return None
+
+
+def _field(raw: msgspec.Raw) -> Any:
+    try:
+        return _any_dec.decode(raw)
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+        return None
+
+
+def _decode_line(text: bytes) -> _Line:
+    """The fields the job reads; raises msgspec.DecodeError / RecursionError when the text
+    is not JSON, msgspec.ValidationError when it is JSON but not an object."""
+    try:
+        return _line_dec.decode(text)
+    except msgspec.ValidationError:
+        pass
+    r = _raw_line_dec.decode(text)  # raises ValidationError when not an object
+    ctx = r.context
+    try:
+        context = _ctx_dec.decode(ctx)
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+        context = None
+    return _Line(
+        username=_field(r.username),
+        time=_field(r.time),
+        event_type=_field(r.event_type),
+        name=_field(r.name),
+        event=r.event,
+        context=context if isinstance(context, _Ctx) else None,
+        timestamp=_field(r.timestamp),
+        data=r.data,
+    )
+
+
+def _decode_payload(raw: msgspec.Raw) -> _Payload | None:
+    """The video payload: a JSON object, or a string holding one (browser events). None
+    when it is neither."""
+    try:
+        obj = _payload_dec.decode(raw)
+    except msgspec.ValidationError:
+        # a string (browser), or an object with an odd field: try both ways
+        try:
+            inner = _str_dec.decode(raw)
+        except (msgspec.ValidationError, msgspec.DecodeError):
+            return _decode_raw_payload(raw)
+        try:
+            return _payload_dec.decode(inner)
+        except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
+            return _decode_raw_payload(inner)
+    except (msgspec.DecodeError, RecursionError):
+        return None
+    return obj
+
+
+def _decode_raw_payload(raw: bytes | str | msgspec.Raw) -> _Payload | None:
+    try:
+        r = _raw_payload_dec.decode(raw)
+    except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
+        return None
+    return _Payload(**{f: _field(getattr(r, f)) for f in _Payload.__struct_fields__})
+
+
+@dataclass
+class Window:
+    """Which events a run uses, as UTC microseconds (None: unbounded).
+
+    Video events are kept from ``events_from`` (the window start less the lookback) to
+    ``until``; activity (the filters' counts) from ``since`` to ``until``.
+    """
+
+    since: int | None = None
+    until: int | None = None
+    events_from: int | None = None
+
+    @property
+    def bounded(self) -> bool:
+        return self.since is not None or self.until is not None
+
+
+@dataclass
+class Decoded:
+    """What one part yields."""
+
+    events: pd.DataFrame  # schema.EVENTS
+    activity: pd.DataFrame  # schema.ACTIVITY
+    rejects: pd.DataFrame  # schema.REJECTS (line numbers as numbered by the decoder)
+    lines: int = 0
+    accepted: int = 0
+    skipped: int = 0
+    rejected: Counter = field(default_factory=Counter)
+    counts: Counter = field(default_factory=Counter)
+    min_time: int | None = None  # UTC microseconds of the earliest accepted video event
+    max_time: int | None = None
+
+
+_EVENT_COLS = (
+    "course_id",
+    "username",
+    "event_type",
+    "video_id",
+    "code",
+    "duration",
+    "current_time",
+    "old_time",
+    "new_time",
+    "old_speed",
+    "new_speed",
+    "line",
+)
+
+
+class PartDecoder:
+    """Accumulates the decoded content of one part, block by block.
+
+    ``path`` names the file in rejects; ``file`` is its index in the input order; line
+    numbers start at ``first_line``.
+    """
+
+    def __init__(self, path: str, file: int, first_line: int = 1, window: Window | None = None):
+        self.path = path
+        self.file = file
+        self.next_line = first_line
+        self.window = window or Window()
+        self._cols: dict[str, list] = {c: [] for c in _EVENT_COLS}
+        self._times: list[str] = []
+        self._time_lines: list[bytes] = []
+        self._activity: dict[tuple[str, str], list] = {}
+        self._act_times: list[str] = []
+        self._act_keys: list[tuple[str, str, bool]] = []
+        self._rejects: list[tuple[int, str, str]] = []
+        self.lines = 0
+        self.skipped = 0
+        self.rejected: Counter = Counter()
+        self.counts: Counter = Counter()
+
+    # -- rejects ---------------------------------------------------------------------
+    def _reject(self, line_no: int, reason: str, text: bytes) -> None:
+        self.rejected[reason] += 1
+        self._rejects.append((line_no, reason, text[:REJECT_TEXT_MAX].decode("utf-8", "replace")))
+
+    # -- the hot loop ----------------------------------------------------------------
+    def feed(self, block: bytes) -> None:
+        """Decode a block of whole lines (the last line may lack its newline)."""
+        lines = block.split(b"\n")
+        if lines and lines[-1] == b"":
+            lines.pop()
+        try:
+            block.decode("utf-8")
+            utf8_ok = True
+        except UnicodeDecodeError:
+            utf8_ok = False
+        first = self.next_line
+        self.next_line += len(lines)
+        self.lines += len(lines)
+        video = vocabulary.VIDEO_EVENTS
+        aliases = vocabulary.ALIASES
+        bounded = self.window.bounded
+        cols = self._cols
+        activity = self._activity
+        gc_was = gc.isenabled()
+        gc.disable()  # the loop allocates many small objects that are never cyclic
+        try:
+            for i, text in enumerate(lines):
+                line_no = first + i
+                if text.endswith(b"\r"):
+                    text = text[:-1]
+                head = text[:1]
+                if head != b"{":
+                    stripped = text.strip()
+                    if not stripped or stripped[:1] == b"#":
+                        self.skipped += 1
+                        continue
+                    brace = text.find(b"{")  # syslog prefix before the JSON object
+                    if brace < 0:
+                        self._reject(line_no, _classify_non_object(stripped), text)
+                        continue
+                    text = text[brace:]
+                if not utf8_ok:
+                    try:
+                        text.decode("utf-8")
+                    except UnicodeDecodeError:
+                        self._reject(line_no, BAD_ENCODING, text)
+                        continue
+                try:
+                    d = _decode_line(text)
+                except msgspec.ValidationError:
+                    self._reject(line_no, NOT_OBJECT, text)
+                    continue
+                except msgspec.DecodeError:
+                    self._reject(line_no, NOT_JSON, text)
+                    continue
+                except RecursionError:
+                    self._reject(line_no, TOO_DEEP, text)
+                    continue
+
+                et = d.event_type
+                if type(et) is str:
+                    et = aliases.get(et, et)
+                else:
+                    et = vocabulary.legacy_name(et, d.name)
+                ctx = d.context
+                course = ctx.course_id if ctx is not None else None
+                user = d.username
+                if user is None and ctx is not None:
+                    user = ctx.username
+                user = user.strip() if type(user) is str else ""
+                course = course.strip() if type(course) is str else ""
+                if et is None:
+                    et = ""
+                is_video = et in video
+                if not course:
+                    self.counts["events_without_course"] += 1
+                    continue
+                if is_video:
+                    if not user:
+                        self.counts["anonymous_video_events"] += 1
+                        continue
+                    self._video(d, et, course, user, line_no, text)
+                elif user:
+                    team = "studio" in et or "instructor" in et
+                    if bounded:
+                        t = d.time if d.time is not None else d.timestamp
+                        if type(t) is not str:
+                            self._reject(line_no, BAD_TIME, text)
+                            continue
+                        self._act_times.append(t)
+                        self._act_keys.append((course, user, team))
+                    else:
+                        a = activity.get((course, user))
+                        if a is None:
+                            activity[(course, user)] = [1, team]
+                        else:
+                            a[0] += 1
+                            if team:
+                                a[1] = True
+                else:
+                    self.counts["anonymous_events"] += 1
+        finally:
+            if gc_was:
+                gc.enable()
+
+    def _video(self, d: _Line, et: str, course: str, user: str, line_no: int, text: bytes):
+        t = d.time if d.time is not None else d.timestamp
+        if type(t) is not str:
+            self._reject(line_no, BAD_TIME, text)
+            return
+        raw = d.event if d.data == _NULL or d.event != _NULL else d.data
+        p = _decode_payload(raw)
+        if p is None:
+            p = _NO_PAYLOAD
+        vid = p.id
+        if type(vid) is not str or not vid.strip():
+            self._reject(line_no, BAD_PAYLOAD if p is _NO_PAYLOAD else MISSING_VIDEO_ID, text)
+            return
+        cur = p.currentTime if p.currentTime is not None else p.current_time
+        cur = number(cur)
+        old_t = number(p.old_time)
+        new_t = number(p.new_time)
+        old_s = number(p.old_speed)
+        new_s = number(p.new_speed)
+        need = vocabulary.REQUIRED_NUMBERS.get(et)
+        if need:
+            vals = {
+                "current_time": cur,
+                "old_time": old_t,
+                "new_time": new_t,
+                "old_speed": old_s,
+                "new_speed": new_s,
+            }
+            if any(vals[n] is None for n in need):
+                self._reject(line_no, MISSING_NUMBER, text)
+                return
+        dur = number(p.duration)
+        code = p.code if type(p.code) is str else None
+        c = self._cols
+        c["course_id"].append(course)
+        c["username"].append(user)
+        c["event_type"].append(et)
+        c["video_id"].append(vid.strip())
+        c["code"].append(code)
+        c["duration"].append(dur)
+        c["current_time"].append(cur)
+        c["old_time"].append(old_t)
+        c["new_time"].append(new_t)
+        c["old_speed"].append(old_s)
+        c["new_speed"].append(new_s)
+        c["line"].append(line_no)
+        self._times.append(t)
+        self._time_lines.append(text)
+        # activity counts video events too; they are tallied after the time is parsed
+
+    # -- the end ---------------------------------------------------------------------
+    def finish(self) -> Decoded:
+        """The part's frames and counts. Video events with an unparseable time become
+        rejects; events outside the window are dropped (counted)."""
+        w = self.window
+        c = self._cols
+        n = len(c["line"])
+        times = _parse_times(self._times)
+        keep = ~np.isnat(times)
+        if not keep.all():
+            for i in np.flatnonzero(~keep):
+                self._reject(c["line"][i], BAD_TIME, self._time_lines[i])
+        self._time_lines = []
+        us = times.astype("int64")
+        valid = keep.copy()
+        if w.events_from is not None:
+            keep &= us >= w.events_from
+        if w.until is not None:
+            keep &= us < w.until
+        self.counts["video_events_outside_window"] += int(valid.sum() - keep.sum())
+
+        events = pd.DataFrame(
+            {
+                "course_id": pd.array(c["course_id"], dtype=schema.STR),
+                "username": pd.array(c["username"], dtype=schema.STR),
+                "time": pd.array(times.astype("datetime64[us]"), dtype="datetime64[us]"),
+                "event_type": pd.array(c["event_type"], dtype=schema.STR),
+                "video_id": pd.array(c["video_id"], dtype=schema.STR),
+                "code": pd.array(c["code"], dtype=schema.STR),
+                "duration": np.array(c["duration"], dtype="float64"),
+                "current_time": np.array(c["current_time"], dtype="float64"),
+                "old_time": np.array(c["old_time"], dtype="float64"),
+                "new_time": np.array(c["new_time"], dtype="float64"),
+                "old_speed": np.array(c["old_speed"], dtype="float64"),
+                "new_speed": np.array(c["new_speed"], dtype="float64"),
+                "file": np.full(n, self.file, dtype="int32"),
+                "line": np.array(c["line"], dtype="int64"),
+            }
+        )
+        events["time"] = events["time"].dt.tz_localize("UTC")
+        all_valid = events[valid]
+        min_time = int(us[valid].min()) if valid.any() else None
+        max_time = int(us[valid].max()) if valid.any() else None
+        events = events[keep].reset_index(drop=True)
+        self._tally_activity(all_valid, us[valid])
+        activity = self._activity_frame()
+        rejects = pd.DataFrame(
+            {
+                "file": pd.array([self.path] * len(self._rejects), dtype=schema.STR),
+                "line": np.array([r[0] for r in self._rejects], dtype="int64"),
+                "reason": pd.array([r[1] for r in self._rejects], dtype=schema.STR),
+                "text": pd.array([r[2] for r in self._rejects], dtype=schema.STR),
+            }
+        )
+        self.counts["video_events"] += len(events)
+        rejected_total = sum(self.rejected.values())
+        return Decoded(
+            events=schema.conform(events, schema.EVENTS),
+            activity=activity,
+            rejects=rejects.sort_values("line", kind="stable").reset_index(drop=True),
+            lines=self.lines,
+            accepted=self.lines - self.skipped - rejected_total,
+            skipped=self.skipped,
+            rejected=Counter(self.rejected),
+            counts=Counter(self.counts),
+            min_time=min_time,
+            max_time=max_time,
+        )
+
+    def _tally_activity(self, video: pd.DataFrame, video_us: np.ndarray) -> None:
+        """Add video events and (in a bounded run) the timed other events to activity,
+        counting only events inside [since, until)."""
+        w = self.window
+        act = self._activity
+        in_window = np.ones(len(video_us), dtype=bool)
+        if w.since is not None:
+            in_window &= video_us >= w.since
+        if w.until is not None:
+            in_window &= video_us < w.until
+        sub = video[in_window]
+        if len(sub):
+            grouped = sub.groupby(["course_id", "username"], sort=False).size()
+            for (course, user), k in grouped.items():
+                a = act.get((course, user))
+                if a is None:
+                    act[(course, user)] = [int(k), False]
+                else:
+                    a[0] += int(k)
+        if self._act_keys:
+            times = _parse_times(self._act_times).astype("int64")
+            ok = times != np.iinfo("int64").min
+            if w.since is not None:
+                ok &= times >= w.since
+            if w.until is not None:
+                ok &= times < w.until
+            for keep, (course, user, team) in zip(ok.tolist(), self._act_keys, strict=True):
+                if not keep:
+                    continue
+                a = act.get((course, user))
+                if a is None:
+                    act[(course, user)] = [1, team]
+                else:
+                    a[0] += 1
+                    if team:
+                        a[1] = True
+            self._act_keys, self._act_times = [], []
+
+    def _activity_frame(self) -> pd.DataFrame:
+        keys = list(self._activity)
+        vals = list(self._activity.values())
+        return pd.DataFrame(
+            {
+                "course_id": pd.array([k[0] for k in keys], dtype=schema.STR),
+                "username": pd.array([k[1] for k in keys], dtype=schema.STR),
+                "events": np.array([v[0] for v in vals], dtype="int64"),
+                "team": np.array([v[1] for v in vals], dtype="bool"),
+            }
+        )
+
+
+def _classify_non_object(text: bytes) -> str:
+    """Reason for a line with no ``{``: JSON of another kind, or not JSON at all."""
+    try:
+        _any_dec.decode(text)
+    except RecursionError:
+        return TOO_DEEP
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return NOT_JSON
+    return NOT_OBJECT
+
+
+def _parse_times(strings: list[str]) -> np.ndarray:
+    """ISO 8601 strings -> datetime64[us] in UTC (naive strings taken as UTC); NaT when
+    a string is not a time."""
+    if not strings:
+        return np.array([], dtype="datetime64[us]")
+    parsed = pd.to_datetime(
+        np.array(strings, dtype=object), format="ISO8601", utc=True, errors="coerce"
+    )
+    return parsed.as_unit("us").tz_localize(None).to_numpy()
+
+
+def decode_bytes(
+    data: bytes, path: str = "<bytes>", file: int = 0, window: Window | None = None
+) -> Decoded:
+    """Decode a whole buffer of lines (convenience for tests and small inputs)."""
+    dec = PartDecoder(path, file, 1, window)
+    dec.feed(data)
+    return dec.finish()

@@ -1,0 +1,514 @@
+"""The Dask graph: read -> decode -> (shuffle by user) filter -> segments -> (shuffle by video)
+metrics -> store. Composes the pure stages; holds no business rules.
+
+Two graphs run one after the other:
+
+1. ``dd.from_map`` reads and decodes each input part (a whole file or a byte range); each part
+   writes its rejects, video partials and line counts aside and hands on only the events the
+   rule sets use plus its per-user activity. Those are shuffled by username, and each user
+   partition is filtered (course team, staff, activity floor), run through the rule set and
+   written as segment parts partitioned by date.
+2. All stored segments (the window's new days and the earlier days kept from the previous
+   version) are shuffled by video, and each video partition yields views, video_stats,
+   video_timeline and video_daily parts.
+
+Then the run summary is written and the new version committed atomically (``store``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import hmac
+import json
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import dask
+import dask.dataframe as dd
+import numpy as np
+import pandas as pd
+from dask import delayed
+
+from . import __version__, decode, filters, metrics, read, schema, segments, store, vocabulary
+from .config import RunConfig
+
+#: The events the rule sets read; loads, speed changes and captions change no state.
+RULE_EVENTS = (vocabulary.PLAY, vocabulary.PAUSE, vocabulary.STOP, vocabulary.SEEK)
+
+
+class RunFailed(RuntimeError):
+    """Nothing was committed (exit status 1)."""
+
+
+@dataclass
+class RunResult:
+    out: Path
+    version: Path
+    summary: dict
+    warnings: list[str] = field(default_factory=list)
+
+
+# ------------------------------------------------------------------ stage 1: read + decode
+def _empty_staged() -> pd.DataFrame:
+    return schema.empty(schema.STAGED)
+
+
+def _staged(events: pd.DataFrame, activity: pd.DataFrame) -> pd.DataFrame:
+    """Events and activity rows in one frame (schema.STAGED) for the user shuffle."""
+    ev = events.assign(events=np.zeros(len(events), "int64"), team=np.zeros(len(events), bool))
+    act = schema.empty(schema.EVENTS).reindex(range(len(activity)))
+    for c in ("course_id", "username"):
+        act[c] = activity[c].to_numpy()
+    act["events"] = activity["events"].to_numpy()
+    act["team"] = activity["team"].to_numpy()
+    act["file"] = 0
+    act["line"] = 0
+    return schema.conform(pd.concat([ev, act], ignore_index=True), schema.STAGED)
+
+
+def stage_part(
+    part: read.Part, index: int, stage: str, window: decode.Window, first_line: int
+) -> pd.DataFrame:
+    """Read and decode one input part; write its side outputs; return its staged rows.
+
+    Never raises for bad data: a file that cannot be read (or is damaged part way) is
+    reported in its stats with the lines read before the damage kept.
+    """
+    t0 = time.perf_counter()
+    dec = decode.PartDecoder(part.path, part.file, first_line, window)
+    error = None
+    try:
+        for block in read.iter_blocks(part):
+            dec.feed(block)
+    except read.ReadError as e:
+        error = {"kind": e.kind, "detail": e.detail}
+    d = dec.finish()
+    t1 = time.perf_counter()
+    where = Path(stage)
+    if len(d.rejects):
+        store.write_side(where, index, "rejects", d.rejects)
+    store.write_side(where, index, "videos", metrics.video_partials(d.events))
+    rule_events = d.events[d.events["event_type"].isin(RULE_EVENTS)]
+    staged = _staged(rule_events, d.activity)
+    stats = {
+        "part": index,
+        "file": part.file,
+        "path": part.path,
+        "start": part.start,
+        "first_line": first_line,
+        "lines": d.lines,
+        "accepted": d.accepted,
+        "skipped": d.skipped,
+        "rejected": dict(d.rejected),
+        "counts": dict(d.counts),
+        "error": error,
+        "min_time": d.min_time,
+        "max_time": d.max_time,
+        "seconds": {"read_decode": t1 - t0, "side_outputs": time.perf_counter() - t1},
+    }
+    store.write_json(stats, where / store.SIDE / "stats" / f"part-{index:06d}.json")
+    return staged
+
+
+# ------------------------------------------------------------------ stage 2: users
+def pseudonym(key: bytes, username: str) -> str:
+    """SPEC §9: HMAC-SHA256 of the username keyed by ``key``, as hex."""
+    return hmac.new(key, username.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def _local_dates(times: pd.Series, tz: str) -> pd.Series:
+    local = times.dt.tz_convert(tz).dt.tz_localize(None).dt.normalize()
+    uniq = local.unique()
+    names = {u: pd.Timestamp(u).strftime("%Y-%m-%d") for u in uniq}
+    return pd.Series(
+        pd.array(local.map(names).to_numpy(), dtype=schema.STR), index=times.index, name="date"
+    )
+
+
+def user_stage(
+    part: pd.DataFrame,
+    index: int,
+    stage: str,
+    rules: str,
+    staff: frozenset[str],
+    min_events: int | None,
+    since_us: int | None,
+    until_us: int | None,
+    tz: str,
+    key: bytes | None,
+) -> dict:
+    """Filter one user partition, build its segments, write them; return counts and dates."""
+    t0 = time.perf_counter()
+    events, counts = filters.apply_filters(part, staff, min_events)
+    t1 = time.perf_counter()
+    segs, rule_counts = segments.RULES[rules](events)
+    counts.update({f"{rules}.{k}": v for k, v in rule_counts.items()})
+    t2 = time.perf_counter()
+    us = segs["time"].to_numpy().astype("datetime64[us]").astype("int64")
+    inside = np.ones(len(segs), bool)
+    if since_us is not None:
+        inside &= us >= since_us
+    if until_us is not None:
+        inside &= us < until_us
+    counts["segments_outside_window"] = int((~inside).sum())
+    segs = segs[inside].reset_index(drop=True)
+    if key is not None and len(segs):
+        names = {u: pseudonym(key, u) for u in segs["username"].unique()}
+        segs["username"] = pd.array(segs["username"].map(names).to_numpy(), dtype=schema.STR)
+    segs["date"] = _local_dates(segs["time"], tz)
+    counts["segments"] = len(segs)
+    dates = store.write_segments_part(Path(stage), f"{index:06d}", segs)
+    t3 = time.perf_counter()
+    return {
+        "counts": dict(counts),
+        "dates": dates,
+        "seconds": {"filter": t1 - t0, "segments": t2 - t1, "write_segments": t3 - t2},
+    }
+
+
+# ------------------------------------------------------------------ stage 3: videos
+def video_stage(part: pd.DataFrame, index: int, stage: str, videos: pd.DataFrame, bins: int):
+    """Per-video tables of one video partition, written as parts; returns counts."""
+    t0 = time.perf_counter()
+    part = part.assign(date=part["date"].astype(str))
+    segs = schema.conform(part, schema.SEGMENTS)
+    tables = metrics.video_tables(segs, videos, bins)
+    counters = tables.pop("counters", {})
+    for name, df in tables.items():
+        store.write_table_part(Path(stage), name, f"{index:06d}", df)
+    return {"counts": dict(counters), "seconds": {"metrics": time.perf_counter() - t0}}
+
+
+# ------------------------------------------------------------------ driving
+def _compute(client, tasks: list, label: str, show: bool) -> list:
+    """Run delayed tasks on the cluster with a progress display; returns their results."""
+    futures = client.compute(tasks)
+    if show:
+        _progress(futures, label)
+    return client.gather(futures)
+
+
+def _progress(futures, label: str) -> None:
+    from distributed import wait
+
+    total = len(futures)
+    if total == 0:
+        return
+    tty = sys.stderr.isatty()
+    last = -1
+    while True:
+        done = sum(f.done() for f in futures)
+        if done != last and (tty or done == total or done - last >= max(1, total // 10)):
+            bar = "#" * (30 * done // total)
+            end = "\n" if done == total or not tty else ""
+            print(f"\r{label:<10} [{bar:<30}] {done}/{total} tasks", end=end, file=sys.stderr)
+            last = done
+        if done == total:
+            return
+        with contextlib.suppress(Exception):
+            wait(futures, timeout=0.5, return_when="FIRST_EXCEPTION")
+        if any(f.status == "error" for f in futures):
+            print(file=sys.stderr)
+            return
+
+
+def _first_lines(parts: list[read.Part]) -> list[int]:
+    """The line numbering origin of each part: 1 for whole files; for a byte range, an
+    origin past every line number of the file's earlier ranges (renumbered at commit)."""
+    return [1 if p.start == 0 else p.start + 1 for p in parts]
+
+
+def _merge_counts(items) -> Counter:
+    total: Counter = Counter()
+    for c in items:
+        total.update(c)
+    return total
+
+
+def _sum_seconds(items) -> dict[str, float]:
+    total: Counter = Counter()
+    for s in items:
+        total.update(s)
+    return {k: round(v, 3) for k, v in total.items()}
+
+
+def _inputs_summary(paths: list[str], parts: list[read.Part], stats: list[dict]) -> list[dict]:
+    by_file: dict[int, dict] = {}
+    for i, path in enumerate(paths):
+        by_file[i] = {
+            "path": path,
+            "size": read.file_size(path),
+            "lines": 0,
+            "accepted": 0,
+            "skipped": 0,
+            "rejected": {},
+            "errors": [],
+        }
+    for st in stats:
+        f = by_file[st["file"]]
+        for k in ("lines", "accepted", "skipped"):
+            f[k] += st[k]
+        rej = Counter(f["rejected"])
+        rej.update(st["rejected"])
+        f["rejected"] = dict(sorted(rej.items()))
+        if st["error"]:
+            f["errors"].append(st["error"])
+    for f in by_file.values():
+        f["rejected_total"] = sum(f["rejected"].values())
+        f["balanced"] = f["lines"] == f["accepted"] + f["skipped"] + f["rejected_total"]
+    return [by_file[i] for i in range(len(paths))]
+
+
+def _commit_rejects(stage: Path, parts: list[read.Part], stats: list[dict], key) -> int:
+    """Move the side rejects into the rejects table with true line numbers (byte-range
+    parts are renumbered from the line counts of the earlier ranges of their file)."""
+    offset: dict[int, int] = {}
+    done_lines: Counter = Counter()
+    for st in sorted(stats, key=lambda s: (s["file"], s["start"])):
+        offset[st["part"]] = done_lines[st["file"]] + 1 - st["first_line"]
+        done_lines[st["file"]] += st["lines"]
+    n = 0
+    for f in store.side_files(stage, "rejects"):
+        idx = int(f.stem.split("-")[1])
+        df = pd.read_parquet(f)
+        df["line"] = df["line"].to_numpy() + offset.get(idx, 0)
+        if key is not None:
+            df["text"] = pd.array(
+                [_pseudonymize_text(t, key) for t in df["text"]], dtype=schema.STR
+            )
+        store.write_table_part(stage, "rejects", f"{idx:06d}", df)
+        n += len(df)
+    return n
+
+
+def _pseudonymize_text(text: str, key: bytes) -> str:
+    """Replace the value of every ``username`` field in a rejected line by its pseudonym;
+    a line too broken to find one in is reduced to a placeholder."""
+    import re
+
+    pat = re.compile(r'("username"\s*:\s*)"((?:[^"\\]|\\.)*)"')
+    out = pat.sub(lambda m: f'{m.group(1)}"{pseudonym(key, m.group(2).strip())}"', text)
+    if "username" in out.replace('"username"', ""):
+        return "<line withheld: it may name a user>"
+    return out
+
+
+def _replaced_dates(cfg: RunConfig, stats: list[dict]) -> list[str]:
+    """The local dates whose segments this run replaces: the window's days, or without a
+    window the days between the earliest and latest video event read."""
+    lo = cfg.since
+    hi = cfg.until
+    if lo is None or hi is None:
+        mins = [s["min_time"] for s in stats if s["min_time"] is not None]
+        maxs = [s["max_time"] for s in stats if s["max_time"] is not None]
+        if not mins:
+            if lo is None or hi is None:
+                return []
+        else:
+
+            def local(us: int) -> dt.date:
+                ts = pd.Timestamp(us * 1000, tz="UTC").tz_convert(cfg.tz)
+                return ts.date()
+
+            lo = lo or local(min(mins))
+            hi = hi or local(max(maxs))
+    out = []
+    d = lo
+    while d <= hi:
+        out.append(d.isoformat())
+        d += dt.timedelta(days=1)
+    return out
+
+
+def run(cfg: RunConfig, client, argv: list[str] | None = None) -> RunResult:
+    """Run the job on ``client``'s cluster and commit a new version of the tables.
+
+    Raises RunFailed (nothing committed) when no input line could be read at all or the
+    cluster fails; the previous version then stays current.
+    """
+    t_start = time.perf_counter()
+    timings: dict[str, float] = {}
+    paths = read.list_inputs(cfg.inputs)
+    parts = read.plan_parts(paths)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    store.prune(out)  # leftovers of runs that died before their commit
+    run_id = store.new_run_id()
+    stage = store.version_dir(out, run_id)
+    stage.mkdir(parents=True)
+    previous = store.current_version(out)
+    window = decode.Window(cfg.since_us, cfg.until_us, cfg.events_from_us)
+    key = cfg.pseudonymize_key
+    try:
+        # -- graph 1: read, decode, shuffle by user, filter, segments ---------------------
+        t = time.perf_counter()
+        staged = dd.from_map(
+            stage_part,
+            parts,
+            range(len(parts)),
+            _first_lines(parts),
+            args=(str(stage), window),
+            meta=_empty_staged(),
+            label="read-decode",
+            enforce_metadata=False,
+        )
+        by_user = staged.shuffle(on="username", npartitions=max(1, len(parts)))
+        tasks = [
+            delayed(user_stage)(
+                p,
+                i,
+                str(stage),
+                cfg.rules,
+                cfg.staff,
+                cfg.min_events,
+                cfg.since_us,
+                cfg.until_us,
+                cfg.tz,
+                key,
+                dask_key_name=f"user-stage-{run_id}-{i}",
+            )
+            for i, p in enumerate(by_user.to_delayed())
+        ]
+        user_results = _compute(client, tasks, "segments", cfg.progress)
+        timings["read_to_segments"] = round(time.perf_counter() - t, 3)
+
+        stats = [json.loads(f.read_text()) for f in sorted((stage / store.SIDE / "stats").glob("*"))]
+        inputs = _inputs_summary(paths, parts, stats)
+        if paths and all(f["lines"] == 0 and f["errors"] for f in inputs):
+            raise RunFailed("no input could be read: " + "; ".join(
+                f"{f['path']}: {f['errors'][0]['kind']}" for f in inputs
+            ))
+
+        # -- between the graphs: videos, rejects, carried-over segment days -------------
+        t = time.perf_counter()
+        partials = store.read_side(stage, "videos")
+        prev_videos = store.read_table(previous, "videos") if previous else None
+        videos = metrics.combine_videos(
+            partials if partials is not None else metrics.video_partials(schema.empty(schema.EVENTS)),
+            prev_videos,
+        )
+        store.write_table_part(stage, "videos", "000000", videos)
+        n_rejects = _commit_rejects(stage, parts, stats, key)
+        replaced = _replaced_dates(cfg, stats)
+        kept_days: list[str] = []
+        if previous is not None:
+            kept_days = [d for d in store.segment_dates(previous) if d not in set(replaced)]
+            store.link_segment_days(previous, stage, kept_days)
+        timings["videos_rejects"] = round(time.perf_counter() - t, 3)
+
+        # -- graph 2: per-video tables from every stored segment --------------------------
+        t = time.perf_counter()
+        video_results = []
+        stats_parts = []
+        if store.segment_files(stage):
+            seg = dd.read_parquet(str(stage / "segments"), engine="pyarrow")
+            n_out = max(1, min(len(parts), 64))
+            by_video = seg.shuffle(on=["course_id", "video_id"], npartitions=n_out)
+            vids = client.scatter(videos, broadcast=True)
+            tasks = [
+                delayed(video_stage)(
+                    p, i, str(stage), vids, cfg.bin_seconds,
+                    dask_key_name=f"video-stage-{run_id}-{i}",
+                )
+                for i, p in enumerate(by_video.to_delayed())
+            ]
+            video_results = _compute(client, tasks, "videos", cfg.progress)
+        for f in sorted((stage / "video_stats").glob("*.parquet")):
+            stats_parts.append(pd.read_parquet(f))
+        watched = (
+            pd.concat(stats_parts, ignore_index=True)
+            if stats_parts
+            else schema.empty(schema.VIDEO_STATS)
+        )
+        store.write_table_part(
+            stage, "video_stats", "unwatched", metrics.unwatched_stats(videos, watched)
+        )
+        store.ensure_empty_tables(stage)
+        timings["video_tables"] = round(time.perf_counter() - t, 3)
+
+        # -- the summary, then the commit -----------------------------------------------
+        counts = _merge_counts(s["counts"] for s in stats)
+        counts.update(_merge_counts(r["counts"] for r in user_results))
+        counts.update(_merge_counts(r["counts"] for r in video_results))
+        counts["rejected_lines"] = n_rejects
+        counts["videos"] = len(videos)
+        task_seconds = _sum_seconds(
+            [s["seconds"] for s in stats]
+            + [r["seconds"] for r in user_results]
+            + [r["seconds"] for r in video_results]
+        )
+        timings["total"] = round(time.perf_counter() - t_start, 3)
+        summary = {
+            "version": __version__,
+            "run_id": run_id,
+            "arguments": argv if argv is not None else [],
+            "options": _options(cfg),
+            "inputs": inputs,
+            "lines": {
+                k: sum(f[k] for f in inputs) for k in ("lines", "accepted", "skipped")
+            }
+            | {"rejected": sum(f["rejected_total"] for f in inputs)},
+            "counts": dict(sorted(counts.items())),
+            "window": {
+                "since": cfg.since.isoformat() if cfg.since else None,
+                "until": cfg.until.isoformat() if cfg.until else None,
+                "tz": cfg.tz,
+                "replaced_dates": replaced,
+                "kept_dates": kept_days,
+            },
+            "timings": timings,
+            "task_seconds": task_seconds,
+            "cluster": _cluster_info(client),
+            "committed_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        }
+        store.write_json(summary, stage / store.RUN_JSON)
+        store.commit(out, run_id)
+    except BaseException:
+        store.abandon(out, run_id)
+        raise
+    warnings = [
+        f"{f['path']}: {e['kind']} ({e['detail']})" for f in inputs for e in f["errors"]
+    ]
+    return RunResult(out=out, version=stage, summary=summary, warnings=warnings)
+
+
+def _options(cfg: RunConfig) -> dict:
+    c = cfg.cluster
+    return {
+        "inputs": list(cfg.inputs),
+        "out": str(cfg.out),
+        "rules": cfg.rules,
+        "staff_file": str(cfg.staff_file) if cfg.staff_file else None,
+        "staff_users": len(cfg.staff),
+        "min_events": cfg.min_events,
+        "since": cfg.since.isoformat() if cfg.since else None,
+        "until": cfg.until.isoformat() if cfg.until else None,
+        "tz": cfg.tz,
+        "lookback_hours": cfg.lookback_hours,
+        "bin_seconds": cfg.bin_seconds,
+        "pseudonymize_key_env": cfg.pseudonymize_key_env,
+        "scheduler": c.scheduler,
+        "scheduler_file": str(c.scheduler_file) if c.scheduler_file else None,
+        "workers": c.workers,
+        "threads_per_worker": c.threads_per_worker,
+        "memory_limit": c.memory_limit,
+        "dashboard_address": c.dashboard_address,
+    }
+
+
+def _cluster_info(client) -> dict:
+    info = client.scheduler_info()
+    workers = info.get("workers", {})
+    from .cluster import dashboard_link
+
+    return {
+        "scheduler": client.scheduler.address,
+        "dashboard": dashboard_link(client),
+        "workers": len(workers),
+        "threads": sum(w.get("nthreads", 0) for w in workers.values()),
+    }

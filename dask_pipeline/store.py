@@ -1,0 +1,243 @@
+"""Everything written to the output directory: Parquet parts, run summaries, the atomic swap.
+
+Layout of an output directory ``OUT``::
+
+    OUT/.versions/<run_id>/        one complete set of tables per committed run
+        segments/date=YYYY-MM-DD/part-*.parquet
+        videos/ views/ video_stats/ video_timeline/ video_daily/ rejects/   part-*.parquet
+        _run.json
+    OUT/current -> .versions/<run_id>      switched atomically by rename at commit
+    OUT/segments -> current/segments       (and likewise every table, rejects, _run.json)
+
+Readers open ``OUT/segments`` and so on; since every table link goes through ``current``,
+one rename switches all tables at once: a reader, or a run killed at any point, sees either
+the previous set or the new one, never a mix. Segment days a run does not replace are hard
+links to the previous version's files, so they are neither copied nor touched.
+
+This is the only module that writes under the output directory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Iterable
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from . import schema
+
+VERSIONS = ".versions"
+CURRENT = "current"
+RUN_JSON = "_run.json"
+LINKED = (*schema.TABLES, "rejects", RUN_JSON)
+SIDE = "_parts"  # per-input-part side outputs of a run, removed before commit
+
+
+def new_run_id() -> str:
+    """A sortable, unique id for a run's version directory."""
+    import time
+
+    return time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + uuid.uuid4().hex[:8]
+
+
+def version_dir(out: str | Path, run_id: str) -> Path:
+    return Path(out) / VERSIONS / run_id
+
+
+def current_version(out: str | Path) -> Path | None:
+    """The committed version directory, or None before the first commit."""
+    link = Path(out) / CURRENT
+    if not link.is_symlink():
+        return None
+    target = link.resolve()
+    return target if target.is_dir() else None
+
+
+def _arrow_table(df: pd.DataFrame, table_schema: schema.Schema | None) -> pa.Table:
+    if table_schema is not None:
+        df = schema.conform(df, table_schema)
+    return pa.Table.from_pandas(df, preserve_index=False)
+
+
+def write_parquet(df: pd.DataFrame, path: str | Path, table_schema: schema.Schema | None = None):
+    """Write one Parquet file atomically (a temporary name, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    pq.write_table(_arrow_table(df, table_schema), tmp, compression="zstd")
+    os.replace(tmp, path)
+
+
+def write_json(data: dict, path: str | Path) -> None:
+    """Write JSON atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    tmp.write_text(json.dumps(data, indent=1, sort_keys=False, default=str) + "\n")
+    os.replace(tmp, path)
+
+
+def write_table_part(stage: Path, table: str, part: int | str, df: pd.DataFrame) -> None:
+    """One part of one of the non-segment tables (or rejects) of a run being built."""
+    sch = schema.TABLES.get(table, schema.REJECTS if table == "rejects" else None)
+    write_parquet(df, stage / table / f"part-{part}.parquet", sch)
+
+
+def write_segments_part(stage: Path, part: int | str, segments: pd.DataFrame) -> list[str]:
+    """Write a partition's segments into ``segments/date=D/``; returns the dates written.
+
+    The ``date`` column lives in the directory name (Hive partitioning), not in the files.
+    """
+    segments = schema.conform(segments, schema.SEGMENTS)
+    dates = []
+    for date, grp in segments.groupby("date", sort=True):
+        cols = [c for c in schema.SEGMENTS if c != "date"]
+        df = grp[cols].sort_values(schema.KEYS["segments"], kind="stable")
+        path = stage / "segments" / f"date={date}" / f"part-{part}.parquet"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+        pq.write_table(pa.Table.from_pandas(df, preserve_index=False), tmp, compression="zstd")
+        os.replace(tmp, path)
+        dates.append(str(date))
+    return dates
+
+
+def write_side(stage: Path, part: int, name: str, df: pd.DataFrame) -> None:
+    """A side output of one input part (rejects, video partials), kept until commit."""
+    write_parquet(df, stage / SIDE / name / f"part-{part:06d}.parquet")
+
+
+def side_files(stage: Path, name: str) -> list[Path]:
+    return sorted((stage / SIDE / name).glob("part-*.parquet"))
+
+
+def read_side(stage: Path, name: str) -> pd.DataFrame | None:
+    files = side_files(stage, name)
+    if not files:
+        return None
+    return pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
+
+
+def segment_dates(version: Path) -> list[str]:
+    """The dates that have a segments partition in a version directory."""
+    seg = version / "segments"
+    if not seg.is_dir():
+        return []
+    return sorted(p.name.split("=", 1)[1] for p in seg.iterdir() if p.name.startswith("date="))
+
+
+def link_segment_days(previous: Path, stage: Path, dates: Iterable[str]) -> None:
+    """Carry the previous version's segments of ``dates`` into the new version, by hard
+    links (falling back to copies where the filesystem has none)."""
+    for date in dates:
+        src = previous / "segments" / f"date={date}"
+        dst = stage / "segments" / f"date={date}"
+        dst.mkdir(parents=True, exist_ok=True)
+        for f in sorted(src.iterdir()):
+            if f.name.startswith("."):
+                continue
+            target = dst / f"prev-{f.name}" if not f.name.startswith("prev-") else dst / f.name
+            try:
+                os.link(f, target)
+            except OSError:
+                shutil.copy2(f, target)
+
+
+def segment_files(version: Path) -> list[Path]:
+    return sorted((version / "segments").glob("date=*/*.parquet"))
+
+
+def read_table(out_or_version: str | Path, table: str) -> pd.DataFrame:
+    """Read a committed table (from OUT or a version dir) as a canonical pandas frame."""
+    path = Path(out_or_version) / table
+    if table == "segments":
+        files = sorted(path.glob("date=*/*.parquet"))
+        frames = [
+            pd.read_parquet(f).assign(date=f.parent.name.split("=", 1)[1]) for f in files
+        ]
+        df = pd.concat(frames, ignore_index=True) if frames else schema.empty(schema.SEGMENTS)
+        return schema.canonical(df, "segments")
+    files = sorted(path.glob("*.parquet"))
+    frames = [pd.read_parquet(f) for f in files]
+    if table == "rejects":
+        df = pd.concat(frames, ignore_index=True) if frames else schema.empty(schema.REJECTS)
+        return schema.conform(df, schema.REJECTS)
+    df = pd.concat(frames, ignore_index=True) if frames else schema.empty(schema.TABLES[table])
+    return schema.canonical(df, table)
+
+
+def ensure_empty_tables(stage: Path) -> None:
+    """Give every table at least one (possibly empty) file, so readers find a schema."""
+    for table, sch in schema.TABLES.items():
+        d = stage / table
+        if table == "segments":
+            d.mkdir(parents=True, exist_ok=True)
+            continue
+        if not any(d.glob("*.parquet")):
+            write_parquet(schema.empty(sch), d / "part-empty.parquet", sch)
+    r = stage / "rejects"
+    if not any(r.glob("*.parquet")):
+        write_parquet(schema.empty(schema.REJECTS), r / "part-empty.parquet", schema.REJECTS)
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def commit(out: str | Path, run_id: str, keep: int = 2) -> Path:
+    """Make version ``run_id`` the current one, atomically; prune old versions.
+
+    Keeps the ``keep`` newest versions (the previous one stays for readers that opened it).
+    """
+    out = Path(out)
+    stage = version_dir(out, run_id)
+    shutil.rmtree(stage / SIDE, ignore_errors=True)
+    _fsync_dir(stage)
+    tmp = out / f".{CURRENT}.{uuid.uuid4().hex[:8]}"
+    os.symlink(os.path.join(VERSIONS, run_id), tmp)
+    os.replace(tmp, out / CURRENT)  # the commit point
+    _fsync_dir(out)
+    for name in LINKED:
+        link = out / name
+        if link.is_symlink():
+            continue
+        if link.exists():  # a stray real file or directory of that name: leave it be
+            continue
+        os.symlink(os.path.join(CURRENT, name), link)
+    prune(out, keep)
+    return stage
+
+
+def prune(out: str | Path, keep: int = 2) -> None:
+    """Remove version directories other than the current and the newest ``keep``."""
+    out = Path(out)
+    vdir = out / VERSIONS
+    if not vdir.is_dir():
+        return
+    cur = current_version(out)
+    versions = sorted(p for p in vdir.iterdir() if p.is_dir())
+    committed = [p for p in versions if (p / RUN_JSON).exists()]
+    keep_set = set(committed[-keep:])
+    if cur is not None:
+        keep_set.add(cur)
+    for p in versions:
+        if p not in keep_set:
+            shutil.rmtree(p, ignore_errors=True)
+
+
+def abandon(out: str | Path, run_id: str) -> None:
+    """Remove a run's unfinished version directory (the committed state is untouched)."""
+    shutil.rmtree(version_dir(out, run_id), ignore_errors=True)
