@@ -87,7 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
         "inputs",
         nargs="+",
         metavar="INPUT",
-        help="tracking log files (plain or .gz), directories (their files, in name order), "
+        help="tracking log files (plain or .gz), directories (their tracking.log* files, "
+        "or every file when none is so named; in name order), "
         "globs, or fsspec URLs; ties in time keep this order",
     )
     r.add_argument("--out", required=True, type=Path, help="output directory (created if missing)")

@@ -72,7 +72,7 @@ def _staged(events: pd.DataFrame, activity: pd.DataFrame) -> pd.DataFrame:
 
 
 def stage_part(
-    part: read.Part, index: int, stage: str, window: decode.Window, first_line: int
+    part: read.Part, index: int, first_line: int, stage: str, window: decode.Window
 ) -> pd.DataFrame:
     """Read and decode one input part; write its side outputs; return its staged rows.
 
@@ -149,7 +149,7 @@ def user_stage(
     segs, rule_counts = segments.RULES[rules](events)
     counts.update({f"{rules}.{k}": v for k, v in rule_counts.items()})
     t2 = time.perf_counter()
-    us = segs["time"].to_numpy().astype("datetime64[us]").astype("int64")
+    us = segs["time"].astype("int64").to_numpy()
     inside = np.ones(len(segs), bool)
     if since_us is not None:
         inside &= us >= since_us

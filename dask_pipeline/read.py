@@ -60,8 +60,8 @@ def _is_gzip(path: str) -> bool:
 
 
 def list_inputs(inputs: Sequence[str]) -> list[str]:
-    """Expand files, directories (their visible files, in name order) and globs (in name
-    order) into an ordered list of files; fsspec URLs are expanded by their filesystem.
+    """Expand files, directories (their ``tracking.log*`` files, or if none every visible
+    file, in name order) and globs (in name order) into an ordered list of files; fsspec URLs are expanded by their filesystem.
 
     Raises InputError when an argument matches nothing.
     """
@@ -72,8 +72,7 @@ def list_inputs(inputs: Sequence[str]) -> list[str]:
             continue
         arg = arg.removeprefix("file://")
         if os.path.isdir(arg):
-            names = sorted(n for n in os.listdir(arg) if not n.startswith("."))
-            out += [os.path.join(arg, n) for n in names if os.path.isfile(os.path.join(arg, n))]
+            out += _dir_files(arg)
         elif glob.has_magic(arg):
             found = sorted(p for p in glob.glob(arg) if os.path.isfile(p))
             if not found:
@@ -86,6 +85,19 @@ def list_inputs(inputs: Sequence[str]) -> list[str]:
     return out
 
 
+def _pick_logs(names: list[str]) -> list[str]:
+    """In a directory, the ``tracking.log*`` files when there are any (so a staff list or a
+    README beside the logs is not read as a log), else every visible file; in name order."""
+    names = sorted(n for n in names if not n.startswith("."))
+    logs = [n for n in names if n.startswith("tracking.log")]
+    return logs or names
+
+
+def _dir_files(path: str) -> list[str]:
+    names = [n for n in os.listdir(path) if os.path.isfile(os.path.join(path, n))]
+    return [os.path.join(path, n) for n in _pick_logs(names)]
+
+
 def _list_url(url: str) -> list[str]:
     import fsspec
 
@@ -93,7 +105,8 @@ def _list_url(url: str) -> list[str]:
     found: list[str] = []
     for p in sorted(paths):
         if fs.isdir(p):
-            found += sorted(f for f in fs.find(p) if not os.path.basename(f).startswith("."))
+            files = {os.path.basename(f): f for f in fs.find(p, maxdepth=1)}
+            found += [files[n] for n in _pick_logs(list(files))]
         else:
             found.append(p)
     if not found:
