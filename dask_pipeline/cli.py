@@ -108,7 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.add_argument("--since", metavar="YYYY-MM-DD", help="first local day of the window")
     r.add_argument("--until", metavar="YYYY-MM-DD", help="last local day of the window (included)")
-    r.add_argument("--tz", default="UTC", help="time zone of the window and of `date` (default UTC)")
+    r.add_argument(
+        "--tz", default="UTC", help="time zone of the window and of `date` (default UTC)"
+    )
     r.add_argument(
         "--lookback-hours",
         type=_nonneg_float,
@@ -165,9 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     g.add_argument("--start", default="2026-01-05", metavar="YYYY-MM-DD", help="first day")
     g.add_argument("--videos-per-course", type=_positive_int, default=10, help="default 10")
-    g.add_argument(
-        "--lines", type=_positive_int, metavar="N", help="aim for about N lines in all"
-    )
+    g.add_argument("--lines", type=_positive_int, metavar="N", help="aim for about N lines in all")
 
     rep = sub.add_parser(
         "report",
@@ -176,7 +176,9 @@ def build_parser() -> argparse.ArgumentParser:
         "(works offline) with per-course overviews and per-video retention curves.",
     )
     rep.add_argument("out_dir", type=Path, metavar="OUT_DIR", help="a `run` output directory")
-    rep.add_argument("--html", type=Path, default=None, help="where to write (default OUT_DIR/report.html)")
+    rep.add_argument(
+        "--html", type=Path, default=None, help="where to write (default OUT_DIR/report.html)"
+    )
     return p
 
 
@@ -239,7 +241,9 @@ def cmd_run(a: argparse.Namespace, argv: list[str]) -> int:
         with cluster.connect(cfg.cluster) as client:
             link = cluster.dashboard_link(client)
             if not a.quiet:
-                where = cfg.cluster.scheduler or cfg.cluster.scheduler_file or "embedded LocalCluster"
+                where = (
+                    cfg.cluster.scheduler or cfg.cluster.scheduler_file or "embedded LocalCluster"
+                )
                 print(f"cluster: {where}; dashboard: {link or 'none'}", file=sys.stderr)
             result = pipeline.run(cfg, client, argv)
     except pipeline.RunFailed as e:
@@ -280,7 +284,9 @@ def cmd_generate(a: argparse.Namespace) -> int:
         )
     except ValueError as e:
         return _usage_error("dask-pipeline generate", str(e))
-    print(f"wrote {res.lines} lines in {len(res.files)} files under {a.out} (staff: {res.staff_file})")
+    print(
+        f"wrote {res.lines} lines in {len(res.files)} files under {a.out} (staff: {res.staff_file})"
+    )
     return 0
 
 

@@ -278,7 +278,6 @@ class PartDecoder:
         video = vocabulary.VIDEO_EVENTS
         aliases = vocabulary.ALIASES
         bounded = self.window.bounded
-        cols = self._cols
         activity = self._activity
         gc_was = gc.isenabled()
         gc.disable()  # the loop allocates many small objects that are never cyclic

@@ -28,7 +28,6 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import dask
 import dask.dataframe as dd
 import numpy as np
 import pandas as pd
@@ -377,19 +376,24 @@ def run(cfg: RunConfig, client, argv: list[str] | None = None) -> RunResult:
         user_results = _compute(client, tasks, "segments", cfg.progress)
         timings["read_to_segments"] = round(time.perf_counter() - t, 3)
 
-        stats = [json.loads(f.read_text()) for f in sorted((stage / store.SIDE / "stats").glob("*"))]
+        stats = [
+            json.loads(f.read_text()) for f in sorted((stage / store.SIDE / "stats").glob("*"))
+        ]
         inputs = _inputs_summary(paths, parts, stats)
         if paths and all(f["lines"] == 0 and f["errors"] for f in inputs):
-            raise RunFailed("no input could be read: " + "; ".join(
-                f"{f['path']}: {f['errors'][0]['kind']}" for f in inputs
-            ))
+            raise RunFailed(
+                "no input could be read: "
+                + "; ".join(f"{f['path']}: {f['errors'][0]['kind']}" for f in inputs)
+            )
 
         # -- between the graphs: videos, rejects, carried-over segment days -------------
         t = time.perf_counter()
         partials = store.read_side(stage, "videos")
         prev_videos = store.read_table(previous, "videos") if previous else None
         videos = metrics.combine_videos(
-            partials if partials is not None else metrics.video_partials(schema.empty(schema.EVENTS)),
+            partials
+            if partials is not None
+            else metrics.video_partials(schema.empty(schema.EVENTS)),
             prev_videos,
         )
         store.write_table_part(stage, "videos", "000000", videos)
@@ -412,7 +416,11 @@ def run(cfg: RunConfig, client, argv: list[str] | None = None) -> RunResult:
             vids = client.scatter(videos, broadcast=True)
             tasks = [
                 delayed(video_stage)(
-                    p, i, str(stage), vids, cfg.bin_seconds,
+                    p,
+                    i,
+                    str(stage),
+                    vids,
+                    cfg.bin_seconds,
                     dask_key_name=f"video-stage-{run_id}-{i}",
                 )
                 for i, p in enumerate(by_video.to_delayed())
@@ -449,9 +457,7 @@ def run(cfg: RunConfig, client, argv: list[str] | None = None) -> RunResult:
             "arguments": argv if argv is not None else [],
             "options": _options(cfg),
             "inputs": inputs,
-            "lines": {
-                k: sum(f[k] for f in inputs) for k in ("lines", "accepted", "skipped")
-            }
+            "lines": {k: sum(f[k] for f in inputs) for k in ("lines", "accepted", "skipped")}
             | {"rejected": sum(f["rejected_total"] for f in inputs)},
             "counts": dict(sorted(counts.items())),
             "window": {
@@ -471,9 +477,7 @@ def run(cfg: RunConfig, client, argv: list[str] | None = None) -> RunResult:
     except BaseException:
         store.abandon(out, run_id)
         raise
-    warnings = [
-        f"{f['path']}: {e['kind']} ({e['detail']})" for f in inputs for e in f["errors"]
-    ]
+    warnings = [f"{f['path']}: {e['kind']} ({e['detail']})" for f in inputs for e in f["errors"]]
     return RunResult(out=out, version=stage, summary=summary, warnings=warnings)
 
 

@@ -10,14 +10,13 @@ from __future__ import annotations
 import glob
 import io
 import os
-import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 try:  # ISA-L inflates about three times faster than zlib
-    from isal import igzip as _gzip
+    from isal import isal_zlib as _zlib
 except ImportError:  # pragma: no cover - isal is a dependency, this is a safety net
-    import gzip as _gzip
+    import zlib as _zlib
 
 BLOCK = 16 << 20  # bytes of text handed to the decoder at a time
 SPLIT = 256 << 20  # plain files larger than this are read as several byte ranges
@@ -61,7 +60,8 @@ def _is_gzip(path: str) -> bool:
 
 def list_inputs(inputs: Sequence[str]) -> list[str]:
     """Expand files, directories (their ``tracking.log*`` files, or if none every visible
-    file, in name order) and globs (in name order) into an ordered list of files; fsspec URLs are expanded by their filesystem.
+    file, in name order) and globs (in name order) into an ordered list of files; fsspec
+    URLs are expanded by their filesystem.
 
     Raises InputError when an argument matches nothing.
     """
@@ -191,32 +191,66 @@ def _lines_blocks(read, block: int) -> Iterator[bytes]:
 
 
 def _gzip_blocks(raw, block: int) -> Iterator[bytes]:
-    gz = _gzip.GzipFile(fileobj=raw, mode="rb")
-    got_any = False
-    pending = b""
+    """Inflate member after member, handing on whole lines as soon as they are out, so that
+    the lines before any damage are kept."""
+    compressed_chunk = 1 << 20
+    dec = _zlib.decompressobj(wbits=31)
+    started = False  # some input was accepted as gzip
+    in_member = False  # inside a member that has not ended yet
+    out: list[bytes] = []
+    size = 0
+    rest = b""
 
-    def read(n: int) -> bytes:
-        nonlocal got_any
-        data = gz.read(n)
-        if data:
-            got_any = True
-        return data
+    def flush(final: bool) -> Iterator[bytes]:
+        nonlocal out, size, rest
+        buf = rest + b"".join(out)
+        out, size = [], 0
+        if final:
+            rest = b""
+            if buf:
+                yield buf
+            return
+        cut = buf.rfind(b"\n")
+        if cut < 0:
+            rest = buf
+            return
+        rest = buf[cut + 1 :]
+        yield buf[: cut + 1]
 
-    try:
-        for blk in _lines_blocks(read, block):
-            if pending:
-                yield pending
-            pending = blk
-    except (EOFError, OSError, zlib.error, ValueError) as e:
-        # Hand over what was read before the damage, then report it.
-        if pending:
-            yield pending
-        if not got_any and not isinstance(e, EOFError):
-            raise ReadError("not_gzip", str(e)) from e
-        kind = "truncated_gzip" if isinstance(e, EOFError) else "corrupt_gzip"
-        raise ReadError(kind, str(e)) from e
-    if pending:
-        yield pending
+    while True:
+        try:
+            data = raw.read(compressed_chunk)
+        except OSError as e:
+            yield from flush(True)
+            raise ReadError("unreadable", str(e)) from e
+        if not data:
+            break
+        while data:
+            in_member = True
+            try:
+                piece = dec.decompress(data)
+            except (_zlib.error, ValueError) as e:
+                yield from flush(True)
+                if not started:
+                    raise ReadError("not_gzip", str(e)) from e
+                raise ReadError("corrupt_gzip", str(e)) from e
+            started = True
+            if piece:
+                out.append(piece)
+                size += len(piece)
+            if dec.eof:  # a member ended; another may follow
+                in_member = False
+                data = dec.unused_data
+                dec = _zlib.decompressobj(wbits=31)
+                if data.strip(b"\0") == b"":
+                    data = b""
+            else:
+                data = b""
+            if size >= block:
+                yield from flush(False)
+    yield from flush(True)
+    if in_member:
+        raise ReadError("truncated_gzip", "the file ends inside a gzip member")
 
 
 def _plain_blocks(raw, part: Part, block: int) -> Iterator[bytes]:

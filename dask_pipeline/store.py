@@ -158,9 +158,7 @@ def read_table(out_or_version: str | Path, table: str) -> pd.DataFrame:
     path = Path(out_or_version) / table
     if table == "segments":
         files = sorted(path.glob("date=*/*.parquet"))
-        frames = [
-            pd.read_parquet(f).assign(date=f.parent.name.split("=", 1)[1]) for f in files
-        ]
+        frames = [pd.read_parquet(f).assign(date=f.parent.name.split("=", 1)[1]) for f in files]
         df = pd.concat(frames, ignore_index=True) if frames else schema.empty(schema.SEGMENTS)
         return schema.canonical(df, "segments")
     files = sorted(path.glob("*.parquet"))

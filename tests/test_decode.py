@@ -260,7 +260,9 @@ def test_eventtracking_fixture(path):
 
 
 def test_position_changed_without_old_time_is_dropped_and_counted():
-    d = _decode_one(_one_line(FIXTURES / "eventtracking-processed" / "edx.video.position.changed.browser.json"))
+    d = _decode_one(
+        _one_line(FIXTURES / "eventtracking-processed" / "edx.video.position.changed.browser.json")
+    )
     assert d.rejected == {decode.MISSING_NUMBER: 1}
     assert d.rejects["reason"].tolist() == [decode.MISSING_NUMBER]
 
