@@ -108,7 +108,7 @@ def number(x: object) -> float | None:
     """SPEC §2: a JSON number or a numeric string, as a finite float; else None."""
     t = type(x)
     if t is float:
-        return x if math.isfinite(x) else None  # type: ignore[arg-type]
+        return x if x - x == 0.0 else None  # type: ignore[operator]  # finite
     if t is int:
         try:
             return float(x)  # type: ignore[arg-type]
@@ -158,21 +158,24 @@ def _decode_line(text: bytes) -> _Line:
 def _decode_payload(raw: msgspec.Raw) -> _Payload | None:
     """The video payload: a JSON object, or a string holding one (browser events). None
     when it is neither."""
-    try:
-        obj = _payload_dec.decode(raw)
-    except msgspec.ValidationError:
-        # a string (browser), or an object with an odd field: try both ways
+    view = memoryview(raw)
+    if view[:1] == b'"':  # browser: a JSON string holding the object
         try:
-            inner = _str_dec.decode(raw)
+            inner = _str_dec.decode(view)
         except (msgspec.ValidationError, msgspec.DecodeError):
-            return _decode_raw_payload(raw)
+            return None
         try:
             return _payload_dec.decode(inner)
-        except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
+        except msgspec.ValidationError:
             return _decode_raw_payload(inner)
+        except (msgspec.DecodeError, RecursionError):
+            return None
+    try:
+        return _payload_dec.decode(view)
+    except msgspec.ValidationError:  # not an object, or an odd field inside it
+        return _decode_raw_payload(view)
     except (msgspec.DecodeError, RecursionError):
         return None
-    return obj
 
 
 def _decode_raw_payload(raw: bytes | str | msgspec.Raw) -> _Payload | None:
@@ -239,14 +242,24 @@ class PartDecoder:
     numbers start at ``first_line``.
     """
 
-    def __init__(self, path: str, file: int, first_line: int = 1, window: Window | None = None):
+    def __init__(
+        self,
+        path: str,
+        file: int,
+        first_line: int = 1,
+        window: Window | None = None,
+        count_activity: bool = True,
+    ):
         self.path = path
+        self.count_activity = count_activity
+        self._kind_cache: dict[str, int] = {}
         self.file = file
         self.next_line = first_line
         self.window = window or Window()
-        self._cols: dict[str, list] = {c: [] for c in _EVENT_COLS}
-        self._times: list[str] = []
-        self._time_lines: list[bytes] = []
+        self._rows: list[tuple] = []  # one tuple of _EVENT_COLS per video event
+        self._times: list[str] = []  # time strings of this block's video rows
+        self._time_index: list[int] = []  # their line index within the block
+        self._time_chunks: list[np.ndarray] = []  # parsed times of earlier blocks (int64 µs)
         self._activity: dict[tuple[str, str], list] = {}
         self._act_times: list[str] = []
         self._act_keys: list[tuple[str, str, bool]] = []
@@ -264,107 +277,158 @@ class PartDecoder:
     # -- the hot loop ----------------------------------------------------------------
     def feed(self, block: bytes) -> None:
         """Decode a block of whole lines (the last line may lack its newline)."""
-        lines = block.split(b"\n")
-        if lines and lines[-1] == b"":
-            lines.pop()
-        try:
-            block.decode("utf-8")
-            utf8_ok = True
-        except UnicodeDecodeError:
-            utf8_ok = False
+        nl = block.count(b"\n")
+        n = nl if block.endswith(b"\n") else nl + 1
+        if not block:
+            return
         first = self.next_line
-        self.next_line += len(lines)
-        self.lines += len(lines)
-        video = vocabulary.VIDEO_EVENTS
-        aliases = vocabulary.ALIASES
-        bounded = self.window.bounded
-        activity = self._activity
+        self.next_line += n
+        self.lines += n
         gc_was = gc.isenabled()
-        gc.disable()  # the loop allocates many small objects that are never cyclic
+        gc.disable()  # the loops allocate many small objects that are never cyclic
         try:
-            for i, text in enumerate(lines):
-                line_no = first + i
-                if text.endswith(b"\r"):
-                    text = text[:-1]
-                head = text[:1]
-                if head != b"{":
-                    stripped = text.strip()
-                    if not stripped or stripped[:1] == b"#":
-                        self.skipped += 1
-                        continue
-                    brace = text.find(b"{")  # syslog prefix before the JSON object
-                    if brace < 0:
-                        self._reject(line_no, _classify_non_object(stripped), text)
-                        continue
-                    text = text[brace:]
-                if not utf8_ok:
-                    try:
-                        text.decode("utf-8")
-                    except UnicodeDecodeError:
-                        self._reject(line_no, BAD_ENCODING, text)
-                        continue
-                try:
-                    d = _decode_line(text)
-                except msgspec.ValidationError:
-                    self._reject(line_no, NOT_OBJECT, text)
-                    continue
-                except msgspec.DecodeError:
-                    self._reject(line_no, NOT_JSON, text)
-                    continue
-                except RecursionError:
-                    self._reject(line_no, TOO_DEEP, text)
-                    continue
-
-                et = d.event_type
-                if type(et) is str:
-                    et = aliases.get(et, et)
-                else:
-                    et = vocabulary.legacy_name(et, d.name)
-                ctx = d.context
-                course = ctx.course_id if ctx is not None else None
-                user = d.username
-                if user is None and ctx is not None:
-                    user = ctx.username
-                user = user.strip() if type(user) is str else ""
-                course = course.strip() if type(course) is str else ""
-                if et is None:
-                    et = ""
-                is_video = et in video
-                if not course:
-                    self.counts["events_without_course"] += 1
-                    continue
-                if is_video:
-                    if not user:
-                        self.counts["anonymous_video_events"] += 1
-                        continue
-                    self._video(d, et, course, user, line_no, text)
-                elif user:
-                    team = "studio" in et or "instructor" in et
-                    if bounded:
-                        t = d.time if d.time is not None else d.timestamp
-                        if type(t) is not str:
-                            self._reject(line_no, BAD_TIME, text)
-                            continue
-                        self._act_times.append(t)
-                        self._act_keys.append((course, user, team))
-                    else:
-                        a = activity.get((course, user))
-                        if a is None:
-                            activity[(course, user)] = [1, team]
-                        else:
-                            a[0] += 1
-                            if team:
-                                a[1] = True
-                else:
-                    self.counts["anonymous_events"] += 1
+            objs = self._decode_clean_block(block, n)
+            if objs is None:
+                lines = block.split(b"\n")[:n]
+                self._feed_lines(lines, first)
+                self._parse_block_times(lines.__getitem__)
+            else:
+                self._feed_objects(objs, block, first)
+                self._parse_block_times(_BlockLines(block).__getitem__)
         finally:
             if gc_was:
                 gc.enable()
 
-    def _video(self, d: _Line, et: str, course: str, user: str, line_no: int, text: bytes):
+    def _parse_block_times(self, line_at) -> None:
+        """Parse the times of this block's video rows in one go; a row whose time is not a
+        time is rejected (its text fetched by ``line_at(index in block)``)."""
+        times = _parse_times(self._times).astype("int64")
+        bad = times == _NAT
+        if bad.any():
+            for k in np.flatnonzero(bad).tolist():
+                i = self._time_index[k]
+                row = self._rows[len(self._rows) - len(times) + k]
+                self._reject(row[-1], BAD_TIME, line_at(i))
+        self._time_chunks.append(times)
+        self._times, self._time_index = [], []
+
+    @staticmethod
+    def _decode_clean_block(block: bytes, n: int) -> list | None:
+        """The block's lines decoded in one call, when every line is a plain JSON object
+        (no blank, comment, prefixed, CRLF or non-UTF-8 line, no bad JSON); else None."""
+        # A blank, comment or prefixed line makes decode_lines fail or return fewer objects.
+        if block[:1] != b"{":
+            return None
+        try:
+            block.decode("utf-8")
+            objs = _line_dec.decode_lines(block)
+        except (UnicodeDecodeError, msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+            return None
+        return objs if len(objs) == n else None
+
+    def _feed_objects(self, objs: list, block: bytes, first: int) -> None:
+        """Fast path: classify every line by its event type in bulk, then look closer only at
+        the lines that matter (video events; team events; all when counting activity)."""
+        cache = self._kind_cache
+        kinds = []
+        for o in objs:
+            et = o.event_type
+            k = cache.get(et) if type(et) is str else _ODD
+            if k is None:
+                k = cache[et] = _kind_of(et)
+            kinds.append(k)
+        if self.count_activity:
+            todo = range(len(objs))
+        else:
+            todo = np.flatnonzero(np.array(kinds, dtype=np.int8)).tolist()
+        lines = _BlockLines(block)
+        for i in todo:
+            self._handle(objs[i], first + i, i, lines)
+
+    def _feed_lines(self, lines: list[bytes], first: int) -> None:
+        """Slow path, line by line: comments, prefixes, CRLF, bad lines."""
+        for i, text in enumerate(lines):
+            line_no = first + i
+            if text.endswith(b"\r"):
+                text = text[:-1]
+            if text[:1] != b"{":
+                stripped = text.strip()
+                if not stripped or stripped[:1] == b"#":
+                    self.skipped += 1
+                    continue
+                brace = text.find(b"{")  # syslog prefix before the JSON object
+                if brace < 0:
+                    self._reject(line_no, _classify_non_object(stripped), text)
+                    continue
+                text = text[brace:]
+            try:
+                text.decode("utf-8")
+            except UnicodeDecodeError:
+                self._reject(line_no, BAD_ENCODING, text)
+                continue
+            try:
+                d = _decode_line(text)
+            except msgspec.ValidationError:
+                self._reject(line_no, NOT_OBJECT, text)
+                continue
+            except msgspec.DecodeError:
+                self._reject(line_no, NOT_JSON, text)
+                continue
+            except RecursionError:
+                self._reject(line_no, TOO_DEEP, text)
+                continue
+            self._handle(d, line_no, i, _Fixed(text))
+
+    def _handle(self, d: _Line, line_no: int, index: int, lines) -> None:
+        """One decoded line: a video event, or activity for the filters."""
+        et = d.event_type
+        if type(et) is str:
+            et = vocabulary.ALIASES.get(et, et)
+        else:
+            et = vocabulary.legacy_name(et, d.name) or ""
+        ctx = d.context
+        course = ctx.course_id if ctx is not None else None
+        user = d.username
+        if user is None and ctx is not None:
+            user = ctx.username
+        user = user.strip() if type(user) is str else ""
+        course = course.strip() if type(course) is str else ""
+        if not course:
+            return
+        if et in vocabulary.VIDEO_EVENTS:
+            if not user:
+                self.counts["anonymous_video_events"] += 1
+                return
+            self._video(d, et, course, user, line_no, index, lines)
+            return
+        if not user:
+            return
+        team = "studio" in et or "instructor" in et
+        if not (team or self.count_activity):
+            return
+        if self.window.bounded:
+            t = d.time if d.time is not None else d.timestamp
+            if type(t) is not str:
+                self._reject(line_no, BAD_TIME, lines[index])
+                return
+            self._act_times.append(t)
+            self._act_keys.append((course, user, team))
+            return
+        a = self._activity.get((course, user))
+        if a is None:
+            self._activity[(course, user)] = [1, team]
+        else:
+            a[0] += 1
+            if team:
+                a[1] = True
+
+    def _video(
+        self, d: _Line, et: str, course: str, user: str, line_no: int, index: int, lines
+    ) -> None:
+        """Append one video event, or reject it (texts are fetched only for rejects)."""
         t = d.time if d.time is not None else d.timestamp
         if type(t) is not str:
-            self._reject(line_no, BAD_TIME, text)
+            self._reject(line_no, BAD_TIME, lines[index])
             return
         raw = d.event if d.data == _NULL or d.event != _NULL else d.data
         p = _decode_payload(raw)
@@ -372,59 +436,59 @@ class PartDecoder:
             p = _NO_PAYLOAD
         vid = p.id
         if type(vid) is not str or not vid.strip():
-            self._reject(line_no, BAD_PAYLOAD if p is _NO_PAYLOAD else MISSING_VIDEO_ID, text)
+            why = BAD_PAYLOAD if p is _NO_PAYLOAD else MISSING_VIDEO_ID
+            self._reject(line_no, why, lines[index])
             return
-        cur = p.currentTime if p.currentTime is not None else p.current_time
-        cur = number(cur)
-        old_t = number(p.old_time)
-        new_t = number(p.new_time)
-        old_s = number(p.old_speed)
-        new_s = number(p.new_speed)
-        need = vocabulary.REQUIRED_NUMBERS.get(et)
-        if need:
-            vals = {
-                "current_time": cur,
-                "old_time": old_t,
-                "new_time": new_t,
-                "old_speed": old_s,
-                "new_speed": new_s,
-            }
-            if any(vals[n] is None for n in need):
-                self._reject(line_no, MISSING_NUMBER, text)
-                return
-        dur = number(p.duration)
-        code = p.code if type(p.code) is str else None
-        c = self._cols
-        c["course_id"].append(course)
-        c["username"].append(user)
-        c["event_type"].append(et)
-        c["video_id"].append(vid.strip())
-        c["code"].append(code)
-        c["duration"].append(dur)
-        c["current_time"].append(cur)
-        c["old_time"].append(old_t)
-        c["new_time"].append(new_t)
-        c["old_speed"].append(old_s)
-        c["new_speed"].append(new_s)
-        c["line"].append(line_no)
+        # only the numbers this event's rule needs decide whether it is usable
+        cur = old_t = new_t = old_s = new_s = None
+        if et == vocabulary.SEEK:
+            old_t, new_t = number(p.old_time), number(p.new_time)
+            missing = old_t is None or new_t is None
+        elif et == vocabulary.SPEED:
+            cur = number(p.current_time if p.current_time is not None else p.currentTime)
+            old_s, new_s = number(p.old_speed), number(p.new_speed)
+            missing = cur is None or old_s is None or new_s is None
+        else:
+            cur = number(p.currentTime if p.currentTime is not None else p.current_time)
+            missing = cur is None and et in vocabulary.REQUIRED_NUMBERS
+        if missing:
+            self._reject(line_no, MISSING_NUMBER, lines[index])
+            return
+        code = p.code
+        self._rows.append(
+            (
+                course,
+                user,
+                et,
+                vid.strip(),
+                code if type(code) is str else None,
+                number(p.duration),
+                cur,
+                old_t,
+                new_t,
+                old_s,
+                new_s,
+                line_no,
+            )
+        )
         self._times.append(t)
-        self._time_lines.append(text)
-        # activity counts video events too; they are tallied after the time is parsed
+        self._time_index.append(index)
 
     # -- the end ---------------------------------------------------------------------
     def finish(self) -> Decoded:
         """The part's frames and counts. Video events with an unparseable time become
         rejects; events outside the window are dropped (counted)."""
         w = self.window
-        c = self._cols
+        if self._rows:
+            c = dict(zip(_EVENT_COLS, map(list, zip(*self._rows, strict=True)), strict=True))
+        else:
+            c = {k: [] for k in _EVENT_COLS}
+        self._rows = []
         n = len(c["line"])
-        times = _parse_times(self._times)
-        keep = ~np.isnat(times)
-        if not keep.all():
-            for i in np.flatnonzero(~keep):
-                self._reject(c["line"][i], BAD_TIME, self._time_lines[i])
-        self._time_lines = []
-        us = times.astype("int64")
+        us = np.concatenate(self._time_chunks) if self._time_chunks else np.zeros(0, "int64")
+        self._time_chunks = []
+        keep = us != _NAT
+        times = us.view("datetime64[us]")
         valid = keep.copy()
         if w.events_from is not None:
             keep &= us >= w.events_from
@@ -529,6 +593,48 @@ class PartDecoder:
                 "team": np.array([v[1] for v in vals], dtype="bool"),
             }
         )
+
+
+_OTHER, _VIDEO, _TEAM, _ODD = 0, 1, 2, 3
+
+
+def _kind_of(event_type: str) -> int:
+    """How the fast path treats an event type: video, team marker, or other."""
+    et = vocabulary.ALIASES.get(event_type, event_type)
+    if et in vocabulary.VIDEO_EVENTS:
+        return _VIDEO
+    if vocabulary.is_team_event(et):
+        return _TEAM
+    return _OTHER
+
+
+_NAT = np.iinfo("int64").min
+
+
+class _BlockLines:
+    """Line ``i`` of a block, found on demand (the fast path keeps no line list)."""
+
+    def __init__(self, block: bytes):
+        self.block = block
+        self.starts: np.ndarray | None = None
+
+    def __getitem__(self, i: int) -> bytes:
+        if self.starts is None:
+            nl = np.flatnonzero(np.frombuffer(self.block, dtype=np.uint8) == 10)
+            self.starts = np.concatenate([[0], nl + 1])
+        start = int(self.starts[i])
+        end = self.block.find(b"\n", start)
+        return self.block[start:] if end < 0 else self.block[start:end]
+
+
+class _Fixed:
+    """The one line of the slow path, whatever index is asked."""
+
+    def __init__(self, text: bytes):
+        self.text = text
+
+    def __getitem__(self, i: int) -> bytes:
+        return self.text
 
 
 def _classify_non_object(text: bytes) -> str:
