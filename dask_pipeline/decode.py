@@ -545,8 +545,8 @@ class PartDecoder:
         )
 
     def _tally_activity(self, video: pd.DataFrame, video_us: np.ndarray) -> None:
-        """Add video events and (in a bounded run) the timed other events to activity,
-        counting only events inside [since, until)."""
+        """Add video events (when counting activity) and, in a bounded run, the timed other
+        events to activity, counting only events inside [since, until)."""
         w = self.window
         act = self._activity
         in_window = np.ones(len(video_us), dtype=bool)
@@ -555,7 +555,7 @@ class PartDecoder:
         if w.until is not None:
             in_window &= video_us < w.until
         sub = video[in_window]
-        if len(sub):
+        if len(sub) and self.count_activity:
             grouped = sub.groupby(["course_id", "username"], sort=False).size()
             for (course, user), k in grouped.items():
                 a = act.get((course, user))

@@ -71,7 +71,12 @@ def _staged(events: pd.DataFrame, activity: pd.DataFrame) -> pd.DataFrame:
 
 
 def stage_part(
-    part: read.Part, index: int, first_line: int, stage: str, window: decode.Window
+    part: read.Part,
+    index: int,
+    first_line: int,
+    stage: str,
+    window: decode.Window,
+    count_activity: bool,
 ) -> pd.DataFrame:
     """Read and decode one input part; write its side outputs; return its staged rows.
 
@@ -79,7 +84,7 @@ def stage_part(
     reported in its stats with the lines read before the damage kept.
     """
     t0 = time.perf_counter()
-    dec = decode.PartDecoder(part.path, part.file, first_line, window)
+    dec = decode.PartDecoder(part.path, part.file, first_line, window, count_activity)
     error = None
     try:
         for block in read.iter_blocks(part):
@@ -351,7 +356,8 @@ def run(cfg: RunConfig, client, argv: list[str] | None = None) -> RunResult:
             parts,
             range(len(parts)),
             _first_lines(parts),
-            args=(str(stage), window),
+            # counting every event per user is needed only for the activity floor
+            args=(str(stage), window, cfg.min_events is not None),
             meta=_empty_staged(),
             label="read-decode",
             enforce_metadata=False,
