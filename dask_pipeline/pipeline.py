@@ -36,6 +36,10 @@ from dask import delayed
 from . import __version__, decode, filters, metrics, read, schema, segments, store, vocabulary
 from .config import RunConfig
 
+#: Dask's task-based shuffle: its fixed cost is far below P2P's for the few partitions a
+#: night's logs make, and its memory stays bounded by partition size.
+SHUFFLE = "tasks"
+
 #: The events the rule sets read; loads, speed changes and captions change no state.
 RULE_EVENTS = (vocabulary.PLAY, vocabulary.PAUSE, vocabulary.STOP, vocabulary.SEEK)
 
@@ -74,11 +78,10 @@ def stage_part(
     part: read.Part,
     index: int,
     first_line: int,
-    stage: str,
     window: decode.Window,
     count_activity: bool,
-) -> pd.DataFrame:
-    """Read and decode one input part; write its side outputs; return its staged rows.
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict]:
+    """Read and decode one input part: (staged rows, rejects, video partials, stats).
 
     Never raises for bad data: a file that cannot be read (or is damaged part way) is
     reported in its stats with the lines read before the damage kept.
@@ -92,13 +95,9 @@ def stage_part(
     except read.ReadError as e:
         error = {"kind": e.kind, "detail": e.detail}
     d = dec.finish()
-    t1 = time.perf_counter()
-    where = Path(stage)
-    if len(d.rejects):
-        store.write_side(where, index, "rejects", d.rejects)
-    store.write_side(where, index, "videos", metrics.video_partials(d.events))
-    rule_events = d.events[d.events["event_type"].isin(RULE_EVENTS)]
-    staged = _staged(rule_events, d.activity)
+    partials = metrics.video_partials(d.events)
+    staged = _staged(d.events[d.events["event_type"].isin(RULE_EVENTS)], d.activity)
+    rejects = d.rejects.assign(part=np.full(len(d.rejects), index, "int64"))
     stats = {
         "part": index,
         "file": part.file,
@@ -113,10 +112,32 @@ def stage_part(
         "error": error,
         "min_time": d.min_time,
         "max_time": d.max_time,
-        "seconds": {"read_decode": t1 - t0, "side_outputs": time.perf_counter() - t1},
+        "seconds": {"read_decode": time.perf_counter() - t0},
     }
-    store.write_json(stats, where / store.SIDE / "stats" / f"part-{index:06d}.json")
-    return staged
+    return staged, rejects, partials, stats
+
+
+def stage_group(
+    group: list[tuple[read.Part, int, int]],
+    stage: str,
+    window: decode.Window,
+    count_activity: bool,
+) -> pd.DataFrame:
+    """One Dask partition: read and decode a group of (part, index, first line); write the
+    group's rejects, video partials and stats aside; return the staged rows."""
+    out = [stage_part(p, i, f, window, count_activity) for p, i, f in group]
+    t0 = time.perf_counter()
+    where = Path(stage)
+    name = group[0][1]
+    rejects = pd.concat([o[1] for o in out], ignore_index=True)
+    if len(rejects):
+        store.write_side(where, name, "rejects", rejects)
+    store.write_side(where, name, "videos", pd.concat([o[2] for o in out], ignore_index=True))
+    stats = [o[3] for o in out]
+    stats[0]["seconds"]["side_outputs"] = time.perf_counter() - t0
+    store.write_json({"parts": stats}, where / store.SIDE / "stats" / f"part-{name:06d}.json")
+    staged = [o[0] for o in out]
+    return staged[0] if len(staged) == 1 else pd.concat(staged, ignore_index=True)
 
 
 # ------------------------------------------------------------------ stage 2: users
@@ -268,7 +289,7 @@ def _inputs_summary(paths: list[str], parts: list[read.Part], stats: list[dict])
     return [by_file[i] for i in range(len(paths))]
 
 
-def _commit_rejects(stage: Path, parts: list[read.Part], stats: list[dict], key) -> int:
+def _commit_rejects(stage: Path, stats: list[dict], key: bytes | None) -> int:
     """Move the side rejects into the rejects table with true line numbers (byte-range
     parts are renumbered from the line counts of the earlier ranges of their file)."""
     offset: dict[int, int] = {}
@@ -278,14 +299,14 @@ def _commit_rejects(stage: Path, parts: list[read.Part], stats: list[dict], key)
         done_lines[st["file"]] += st["lines"]
     n = 0
     for f in store.side_files(stage, "rejects"):
-        idx = int(f.stem.split("-")[1])
         df = pd.read_parquet(f)
-        df["line"] = df["line"].to_numpy() + offset.get(idx, 0)
+        shift = df["part"].map(offset).fillna(0).astype("int64").to_numpy()
+        df["line"] = df["line"].to_numpy() + shift
         if key is not None:
             df["text"] = pd.array(
                 [_pseudonymize_text(t, key) for t in df["text"]], dtype=schema.STR
             )
-        store.write_table_part(stage, "rejects", f"{idx:06d}", df)
+        store.write_table_part(stage, "rejects", f.stem.split("-", 1)[1], df)
         n += len(df)
     return n
 
@@ -351,18 +372,22 @@ def run(cfg: RunConfig, client, argv: list[str] | None = None) -> RunResult:
     try:
         # -- graph 1: read, decode, shuffle by user, filter, segments ---------------------
         t = time.perf_counter()
+        indexed = list(zip(parts, range(len(parts)), _first_lines(parts), strict=True))
+        sizes = iter(read.group_parts(parts))
+        groups = []
+        for g in sizes:
+            groups.append(indexed[: len(g)])
+            indexed = indexed[len(g) :]
         staged = dd.from_map(
-            stage_part,
-            parts,
-            range(len(parts)),
-            _first_lines(parts),
+            stage_group,
+            groups,
             # counting every event per user is needed only for the activity floor
             args=(str(stage), window, cfg.min_events is not None),
             meta=_empty_staged(),
             label="read-decode",
             enforce_metadata=False,
         )
-        by_user = staged.shuffle(on="username", npartitions=max(1, len(parts)))
+        by_user = staged.shuffle(on="username", npartitions=len(groups), shuffle_method=SHUFFLE)
         tasks = [
             delayed(user_stage)(
                 p,
@@ -383,7 +408,9 @@ def run(cfg: RunConfig, client, argv: list[str] | None = None) -> RunResult:
         timings["read_to_segments"] = round(time.perf_counter() - t, 3)
 
         stats = [
-            json.loads(f.read_text()) for f in sorted((stage / store.SIDE / "stats").glob("*"))
+            st
+            for f in sorted((stage / store.SIDE / "stats").glob("*.json"))
+            for st in json.loads(f.read_text())["parts"]
         ]
         inputs = _inputs_summary(paths, parts, stats)
         if paths and all(f["lines"] == 0 and f["errors"] for f in inputs):
@@ -403,7 +430,7 @@ def run(cfg: RunConfig, client, argv: list[str] | None = None) -> RunResult:
             prev_videos,
         )
         store.write_table_part(stage, "videos", "000000", videos)
-        n_rejects = _commit_rejects(stage, parts, stats, key)
+        n_rejects = _commit_rejects(stage, stats, key)
         replaced = _replaced_dates(cfg, stats)
         kept_days: list[str] = []
         if previous is not None:
@@ -417,8 +444,10 @@ def run(cfg: RunConfig, client, argv: list[str] | None = None) -> RunResult:
         stats_parts = []
         if store.segment_files(stage):
             seg = dd.read_parquet(str(stage / "segments"), engine="pyarrow")
-            n_out = max(1, min(len(parts), 64))
-            by_video = seg.shuffle(on=["course_id", "video_id"], npartitions=n_out)
+            n_out = max(1, min(len(groups), 64))
+            by_video = seg.shuffle(
+                on=["course_id", "video_id"], npartitions=n_out, shuffle_method=SHUFFLE
+            )
             vids = client.scatter(videos, broadcast=True)
             tasks = [
                 delayed(video_stage)(
@@ -516,9 +545,22 @@ def _cluster_info(client) -> dict:
     workers = info.get("workers", {})
     from .cluster import dashboard_link
 
+    try:
+        peaks = client.run(_peak_rss_mib)
+    except Exception:  # noqa: BLE001 - a worker gone at the end must not fail the run
+        peaks = {}
     return {
         "scheduler": client.scheduler.address,
         "dashboard": dashboard_link(client),
         "workers": len(workers),
         "threads": sum(w.get("nthreads", 0) for w in workers.values()),
+        "worker_peak_rss_mib": dict(sorted(peaks.items())),
+        "client_peak_rss_mib": _peak_rss_mib(),
     }
+
+
+def _peak_rss_mib() -> float:
+    """This process's peak resident memory so far, in MiB (Linux reports KiB)."""
+    import resource
+
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)

@@ -145,6 +145,35 @@ def plan_parts(paths: Sequence[str], split: int = SPLIT) -> list[Part]:
     return parts
 
 
+GZIP_RATIO = 8  # tracking logs inflate about eightfold
+GROUP = 64 << 20  # small inputs are read together until about this much text
+
+
+def text_size(part: Part) -> int:
+    """About how many bytes of text a part holds (gzip sizes scaled by GZIP_RATIO)."""
+    if part.end is not None:
+        return part.end - part.start
+    size = file_size(part.path) or 0
+    return size * GZIP_RATIO if _is_gzip(part.path) else size
+
+
+def group_parts(parts: Sequence[Part], target: int = GROUP) -> list[list[Part]]:
+    """Consecutive parts packed into groups of about ``target`` bytes of text, one Dask
+    partition each: a directory of many small logs then makes a few tasks, not thousands.
+    A part is never split and order is kept."""
+    groups: list[list[Part]] = []
+    size = 0
+    for p in parts:
+        n = text_size(p)
+        if groups and size + n <= target:
+            groups[-1].append(p)
+            size += n
+        else:
+            groups.append([p])
+            size = n
+    return groups
+
+
 def _open_raw(path: str) -> io.BufferedIOBase:
     if _is_url(path):
         import fsspec
