@@ -337,13 +337,91 @@ class PartDecoder:
             if k is None:
                 k = cache[et] = _kind_of(et)
             kinds.append(k)
-        if self.count_activity:
-            todo = range(len(objs))
-        else:
-            todo = np.flatnonzero(np.array(kinds, dtype=np.int8)).tolist()
         lines = _BlockLines(block)
-        for i in todo:
+        kinds_a = np.array(kinds, dtype=np.int8)
+        self._videos_fast(objs, np.flatnonzero(kinds_a == _VIDEO).tolist(), first, lines)
+        if self.count_activity:
+            rest = np.flatnonzero(kinds_a != _VIDEO).tolist()
+        else:
+            rest = np.flatnonzero((kinds_a != _VIDEO) & (kinds_a != _OTHER)).tolist()
+        for i in rest:
             self._handle(objs[i], first + i, i, lines)
+
+    def _videos_fast(self, objs: list, todo: list[int], first: int, lines) -> None:
+        """The usual browser or mobile video event, inline; anything unusual goes through
+        ``_handle``. Same outcome as ``_handle`` for every line (the tests hold both)."""
+        aliases = vocabulary.ALIASES
+        payload_of = _decode_payload
+        num = number
+        rows_append = self._rows.append
+        times_append = self._times.append
+        index_append = self._time_index.append
+        seek, speed = vocabulary.SEEK, vocabulary.SPEED
+        needs_current = vocabulary.REQUIRED_NUMBERS
+        anonymous = 0
+        for i in todo:
+            o = objs[i]
+            user = o.username
+            t = o.time
+            ctx = o.context
+            if (
+                type(user) is not str
+                or type(t) is not str
+                or ctx is None
+                or type(ctx.course_id) is not str
+                or o.event == _NULL
+            ):
+                self._handle(o, first + i, i, lines)
+                continue
+            course = ctx.course_id.strip()
+            if not course:
+                continue
+            user = user.strip()
+            if not user:
+                anonymous += 1
+                continue
+            et = o.event_type
+            et = aliases.get(et, et)
+            p = payload_of(o.event)
+            vid = p.id if p is not None else None
+            if type(vid) is not str or not vid.strip():
+                self._handle(o, first + i, i, lines)  # rejects it, with its reason
+                continue
+            cur = old_t = new_t = old_s = new_s = None
+            if et == seek:
+                old_t, new_t = num(p.old_time), num(p.new_time)
+                missing = old_t is None or new_t is None
+            elif et == speed:
+                cur = num(p.current_time if p.current_time is not None else p.currentTime)
+                old_s, new_s = num(p.old_speed), num(p.new_speed)
+                missing = cur is None or old_s is None or new_s is None
+            else:
+                cur = num(p.currentTime if p.currentTime is not None else p.current_time)
+                missing = cur is None and et in needs_current
+            if missing:
+                self._reject(first + i, MISSING_NUMBER, lines[i])
+                continue
+            code = p.code
+            rows_append(
+                (
+                    course,
+                    user,
+                    et,
+                    vid.strip(),
+                    code if type(code) is str else None,
+                    num(p.duration),
+                    cur,
+                    old_t,
+                    new_t,
+                    old_s,
+                    new_s,
+                    first + i,
+                )
+            )
+            times_append(t)
+            index_append(i)
+        if anonymous:
+            self.counts["anonymous_video_events"] += anonymous
 
     def _feed_lines(self, lines: list[bytes], first: int) -> None:
         """Slow path, line by line: comments, prefixes, CRLF, bad lines."""
@@ -498,12 +576,12 @@ class PartDecoder:
 
         events = pd.DataFrame(
             {
-                "course_id": pd.array(c["course_id"], dtype=schema.STR),
-                "username": pd.array(c["username"], dtype=schema.STR),
+                "course_id": schema.strings(c["course_id"]),
+                "username": schema.strings(c["username"]),
                 "time": pd.array(times.astype("datetime64[us]"), dtype="datetime64[us]"),
-                "event_type": pd.array(c["event_type"], dtype=schema.STR),
-                "video_id": pd.array(c["video_id"], dtype=schema.STR),
-                "code": pd.array(c["code"], dtype=schema.STR),
+                "event_type": schema.strings(c["event_type"]),
+                "video_id": schema.strings(c["video_id"]),
+                "code": schema.strings(c["code"]),
                 "duration": np.array(c["duration"], dtype="float64"),
                 "current_time": np.array(c["current_time"], dtype="float64"),
                 "old_time": np.array(c["old_time"], dtype="float64"),
@@ -523,10 +601,10 @@ class PartDecoder:
         activity = self._activity_frame()
         rejects = pd.DataFrame(
             {
-                "file": pd.array([self.path] * len(self._rejects), dtype=schema.STR),
+                "file": schema.strings([self.path] * len(self._rejects)),
                 "line": np.array([r[0] for r in self._rejects], dtype="int64"),
-                "reason": pd.array([r[1] for r in self._rejects], dtype=schema.STR),
-                "text": pd.array([r[2] for r in self._rejects], dtype=schema.STR),
+                "reason": schema.strings([r[1] for r in self._rejects]),
+                "text": schema.strings([r[2] for r in self._rejects]),
             }
         )
         self.counts["video_events"] += len(events)
@@ -587,8 +665,8 @@ class PartDecoder:
         vals = list(self._activity.values())
         return pd.DataFrame(
             {
-                "course_id": pd.array([k[0] for k in keys], dtype=schema.STR),
-                "username": pd.array([k[1] for k in keys], dtype=schema.STR),
+                "course_id": schema.strings([k[0] for k in keys]),
+                "username": schema.strings([k[1] for k in keys]),
                 "events": np.array([v[0] for v in vals], dtype="int64"),
                 "team": np.array([v[1] for v in vals], dtype="bool"),
             }

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 #: Strings: pandas' own string dtype backed by Arrow, with NaN as the missing value
 #: (the default ``str`` dtype of pandas 3).
@@ -149,6 +150,12 @@ KEYS: dict[str, list[str]] = {
     "video_timeline": ["course_id", "video_id", "segment"],
     "video_daily": ["course_id", "video_id", "date"],
 }
+
+
+def strings(values: list) -> pd.api.extensions.ExtensionArray:
+    """A list of str (None for missing) as a STR array, built through Arrow: several times
+    faster than ``pd.array(values, dtype=STR)``."""
+    return pd.array(pa.array(values, type=pa.large_string()), dtype=STR)
 
 
 def empty(schema: Schema) -> pd.DataFrame:
