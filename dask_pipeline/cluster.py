@@ -1,20 +1,37 @@
 """Get a Dask client: an existing scheduler (address or scheduler file, optionally TLS), or an
-embedded LocalCluster sized to the machine with its dashboard on loopback."""
+embedded LocalCluster sized to the machine with its dashboard on loopback.
+
+With an existing scheduler the run fails fast and clearly when the scheduler goes away: Dask's
+client would otherwise try to reconnect for its whole connect timeout, and a reconnected
+client has lost every future of the run anyway (Dask cancels them on disconnect).
+"""
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from collections.abc import Iterator
 
+from dask.utils import parse_timedelta
 from distributed import Client, LocalCluster
 from distributed.security import Security
 
 from .config import ClusterOptions
+from .pipeline import RunFailed
+
+
+class SchedulerLost(RunFailed):
+    """The scheduler of an existing cluster stopped answering during the run."""
+
+
+class SchedulerUnreachable(RunFailed):
+    """No connection could be made to the scheduler given (nothing was run)."""
 
 
 def security(opts: ClusterOptions) -> Security | None:
-    """TLS settings from the options, or None (Dask's own config then applies)."""
+    """TLS settings from the options, or None (Dask's own config then applies, e.g. a
+    ``distributed.comm.tls`` section in a file named by ``DASK_CONFIG``)."""
     if not opts.tls_ca_file:
         return None
     return Security(
@@ -32,22 +49,84 @@ def default_size(cores: int | None = None) -> tuple[int, int]:
     return cores, 1
 
 
+def _lost(client: Client, exc: BaseException) -> bool:
+    """Whether ``exc`` (raised during the run) comes from losing the scheduler."""
+    from distributed.comm.core import CommClosedError
+
+    if getattr(exc, "reason", None) == "scheduler-connection-lost":
+        return True  # FutureCancelledError of the futures Dask cancels on disconnect
+    if isinstance(exc, CommClosedError):
+        return True
+    return isinstance(exc, Exception) and client.status in ("connecting", "closing", "closed")
+
+
 @contextlib.contextmanager
-def connect(opts: ClusterOptions, timeout: str = "30s") -> Iterator[Client]:
-    """A client for the run; closes what it started when done."""
+def _quiet_client_logs() -> Iterator[None]:
+    """Silence ``distributed.client`` while connected: on a lost scheduler it logs tracebacks
+    of its reconnect attempts, and the CLI reports the failure on one line instead.
+    ``DASK_PIPELINE_DEBUG=1`` keeps them."""
+    if os.environ.get("DASK_PIPELINE_DEBUG"):
+        yield
+        return
+    log = logging.getLogger("distributed.client")
+    level = log.level
+    log.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
+
+
+@contextlib.contextmanager
+def connect(
+    opts: ClusterOptions, timeout: str = "30s", lost_after: str = "10s"
+) -> Iterator[Client]:
+    """A client for the run; closes what it started when done.
+
+    With an existing scheduler: connecting may take up to ``timeout``; once connected, a
+    scheduler that stops answering for ``lost_after`` ends the run with SchedulerLost (a
+    RunFailed, so nothing is committed), and one that cannot be reached at all raises
+    SchedulerUnreachable.
+    """
     sec = security(opts)
     if opts.scheduler or opts.scheduler_file:
+        where = opts.scheduler or f"in {opts.scheduler_file}"
         kwargs = {"timeout": timeout}
         if sec is not None:
             kwargs["security"] = sec
-        if opts.scheduler_file:
-            client = Client(scheduler_file=str(opts.scheduler_file), **kwargs)
-        else:
-            client = Client(opts.scheduler, **kwargs)
-        try:
-            yield client
-        finally:
-            client.close()
+        with _quiet_client_logs():
+            try:
+                if opts.scheduler_file:
+                    client = Client(scheduler_file=str(opts.scheduler_file), **kwargs)
+                else:
+                    client = Client(opts.scheduler, **kwargs)
+            except (OSError, TimeoutError, TypeError) as e:
+                # TypeError: Dask's way of saying a tls:// address came without TLS settings
+                msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+                if isinstance(e, TypeError) and "ssl" in msg.lower():
+                    msg = (
+                        "a tls:// scheduler needs --tls-ca-file, --tls-cert and --tls-key "
+                        "(or a Dask config file with distributed.comm.tls)"
+                    )
+                elif isinstance(e, TypeError):
+                    raise
+                raise SchedulerUnreachable(f"cannot reach the scheduler {where}: {msg}") from e
+            # Client._timeout also bounds the reconnect after a lost connection; a reconnect
+            # cannot save the run (its futures are cancelled), so give up quickly.
+            if hasattr(client, "_timeout"):
+                client._timeout = parse_timedelta(lost_after, "s")
+            address = client.scheduler.address
+            try:
+                yield client
+            except BaseException as e:
+                if _lost(client, e):
+                    raise SchedulerLost(
+                        f"lost the connection to the scheduler {address} during the run "
+                        "(it stopped, or the network to it failed)"
+                    ) from e
+                raise
+            finally:
+                client.close()
         return
     workers, threads = default_size()
     cluster = LocalCluster(
@@ -67,6 +146,7 @@ def connect(opts: ClusterOptions, timeout: str = "30s") -> Iterator[Client]:
 
 
 def dashboard_link(client: Client) -> str | None:
+    """The dashboard's ``/status`` URL of the client's scheduler, or None without one."""
     try:
         return client.dashboard_link
     except Exception:  # noqa: BLE001 - no dashboard (bokeh missing or disabled)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+import numpy as np
 import pandas as pd
 
 from . import schema
@@ -55,9 +56,17 @@ def removed_users(
 def apply_filters(
     staged: pd.DataFrame, staff: frozenset[str], min_events: int | None
 ) -> tuple[pd.DataFrame, Counter]:
-    """Video events (schema.EVENTS) of the users that are kept, and counts of what went."""
+    """Video events (schema.EVENTS) of the users that are kept, and counts of what went.
+
+    Staff-list users are dropped by name directly: activity rows are only kept for users
+    that matter to the other filters, so a staff user may have none.
+    """
     events, activity = split_staged(staged)
     gone, counts = removed_users(activity, staff, min_events)
+    is_staff = events["username"].isin(staff).to_numpy() if staff else np.zeros(len(events), bool)
+    counts["staff_list_events"] = int(is_staff.sum())
+    counts["staff_list_users"] = int(events.loc[is_staff, "username"].nunique())
+    events = events[~is_staff]
     if len(gone) and len(events):
         key = ["course_id", "username"]
         m = events[key].merge(gone[key + ["why"]], on=key, how="left")["why"].to_numpy()

@@ -201,7 +201,8 @@ def video_stage(part: pd.DataFrame, index: int, stage: str, videos: pd.DataFrame
     """Per-video tables of one video partition, written as parts; returns counts."""
     t0 = time.perf_counter()
     part = part.assign(date=part["date"].astype(str))
-    segs = schema.conform(part, schema.SEGMENTS)
+    # a canonical row order makes float sums independent of how the work was partitioned
+    segs = schema.canonical(part, "segments")
     tables = metrics.video_tables(segs, videos, bins)
     counters = tables.pop("counters", {})
     for name, df in tables.items():

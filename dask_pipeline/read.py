@@ -132,8 +132,10 @@ def file_size(path: str) -> int | None:
         return None
 
 
-def plan_parts(paths: Sequence[str], split: int = SPLIT) -> list[Part]:
-    """One part per file; plain files larger than ``split`` become byte ranges."""
+def plan_parts(paths: Sequence[str], split: int | None = None) -> list[Part]:
+    """One part per file; plain files larger than ``split`` (default SPLIT) become byte
+    ranges."""
+    split = split or SPLIT
     parts: list[Part] = []
     for i, path in enumerate(paths):
         size = file_size(path)
@@ -157,10 +159,11 @@ def text_size(part: Part) -> int:
     return size * GZIP_RATIO if _is_gzip(part.path) else size
 
 
-def group_parts(parts: Sequence[Part], target: int = GROUP) -> list[list[Part]]:
+def group_parts(parts: Sequence[Part], target: int | None = None) -> list[list[Part]]:
     """Consecutive parts packed into groups of about ``target`` bytes of text, one Dask
     partition each: a directory of many small logs then makes a few tasks, not thousands.
     A part is never split and order is kept."""
+    target = target or GROUP
     groups: list[list[Part]] = []
     size = 0
     for p in parts:
