@@ -121,7 +121,9 @@ def streams(draw):
         )
     files = draw(st.integers(1, 4))
     cuts = sorted(draw(st.lists(st.integers(0, n), min_size=files - 1, max_size=files - 1)))
-    return events, cuts
+    # one partition per file, or all files in one partition
+    group = draw(st.sampled_from([1, 1 << 26]))
+    return events, cuts, group
 
 
 def _write_stream(tmp: Path, events: list[dict], cuts: list[int]) -> tuple[list[Path], list]:
@@ -187,10 +189,17 @@ def _write_stream(tmp: Path, events: list[dict], cuts: list[int]) -> tuple[list[
 def test_seed_segments_equal_plain_loop_on_dask(dask_client, tmp_path_factory, data):
     """Acceptance 3: whatever the files and partitions, the Dask run's segments equal the
     plain loop's, float-exact, ties kept in (file, line) order."""
-    events, cuts = data
+    from dask_pipeline import read
+
+    events, cuts, group = data
     tmp = tmp_path_factory.mktemp("stream")
     files, ref = _write_stream(tmp, events, cuts)
-    _run(dask_client, files, tmp / "out")
+    saved = read.GROUP
+    read.GROUP = group  # the partitioning is planned in this process
+    try:
+        _run(dask_client, files, tmp / "out")
+    finally:
+        read.GROUP = saved
     assert _segments_rows(tmp / "out") == seed_reference(ref)
 
 

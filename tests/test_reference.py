@@ -137,3 +137,19 @@ def test_split_plain_files_give_the_same_segments(dask_client, dataset, tmp_path
         a = store.read_table(tmp_path / "gz", table)
         b = store.read_table(tmp_path / "plain", table)
         assert a.equals(b), table
+
+
+def test_one_worker_and_two_workers_give_identical_tables(dask_client, dataset, tmp_path):
+    from distributed import Client, LocalCluster
+
+    staff = frozenset(Path(dataset.staff_file).read_text().split())
+    _run(dask_client, dataset.files, tmp_path / "two", staff=staff)
+    with (
+        LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=":0") as cluster,
+        Client(cluster) as one,
+    ):
+        _run(one, dataset.files, tmp_path / "one", staff=staff)
+    for table in ("segments", "videos", "views", "video_stats", "video_timeline", "video_daily"):
+        a = store.read_table(tmp_path / "two", table)
+        b = store.read_table(tmp_path / "one", table)
+        assert a.equals(b), table
