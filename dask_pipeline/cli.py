@@ -34,34 +34,25 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
-def _positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, got {v}")
-    return v
+def _at_least(minimum: float, kind: type = int):
+    """An argparse type: a number of ``kind`` (int or float) no smaller than ``minimum``."""
+    noun = "a whole number" if kind is int else "a number"
+
+    def convert(text: str):
+        try:
+            v = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {noun}, got {text!r}") from None
+        if not v >= minimum:  # also refuses NaN
+            raise argparse.ArgumentTypeError(f"must be {minimum:g} or more, got {text}")
+        return v
+
+    return convert
 
 
-def _nonneg_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {v}")
-    return v
-
-
-def _nonneg_float(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not v >= 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
-    return v
+_positive_int = _at_least(1)
+_nonneg_int = _at_least(0)
+_nonneg_float = _at_least(0, float)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -14,21 +14,11 @@ from pathlib import Path
 import pytest
 
 from dask_pipeline import store
+from dask_pipeline.vocabulary import ALIASES
 
 from .test_end_to_end import _run, seed_reference
 
 NUM = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
-ALIASES = {
-    "edx.video.played": "play_video",
-    "edx.video.paused": "pause_video",
-    "edx.video.stopped": "stop_video",
-    "edx.video.position.changed": "seek_video",
-    "edx.video.loaded": "load_video",
-    "edx.bi.video.speed.changed": "speed_change_video",
-    "edx.video.transcript.shown": "show_transcript",
-    "edx.video.transcript.hidden": "hide_transcript",
-    "edx.video.completed": "complete_video",
-}
 
 
 def _num(x):
