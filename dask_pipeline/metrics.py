@@ -14,7 +14,8 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 
-from .schema import F64, I64, STR, VIDEO_DAILY, VIDEO_STATS, VIDEO_TIMELINE, VIDEOS, VIEWS, conform
+from . import schema
+from .schema import F64, VIDEO_DAILY, VIDEO_STATS, VIDEO_TIMELINE, VIDEOS, VIEWS, conform
 
 #: Offsets outside [0, MAX_OFFSET] seconds are not binned into the timeline (SPEC §6).
 MAX_OFFSET = 36000.0
@@ -25,13 +26,6 @@ DROP_OFF = 0.05
 
 #: What ``video_partials`` returns: per (course_id, video_id, code) the event count and the
 #: largest positive duration, which ``combine_videos`` merges across partitions.
-VIDEO_PARTIALS = {
-    "course_id": STR,
-    "video_id": STR,
-    "code": STR,
-    "n": I64,
-    "duration": F64,
-}
 
 _VIDEO_KEYS = ["course_id", "video_id"]
 
@@ -45,7 +39,7 @@ def video_partials(events: pd.DataFrame) -> pd.DataFrame:
     df = df.assign(duration=df["duration"].where(df["duration"] > 0))
     g = df.groupby([*_VIDEO_KEYS, "code"], dropna=False, sort=False, observed=True)
     out = g["duration"].agg(["size", "max"]).reset_index()
-    return conform(out.rename(columns={"size": "n", "max": "duration"}), VIDEO_PARTIALS)
+    return conform(out.rename(columns={"size": "n", "max": "duration"}), schema.VIDEO_PARTIALS)
 
 
 def combine_videos(partials: pd.DataFrame, previous: pd.DataFrame | None = None) -> pd.DataFrame:

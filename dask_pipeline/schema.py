@@ -77,6 +77,19 @@ SEGMENTS: Schema = {
     "date": STR,
 }
 
+#: What the rule sets return: SEGMENTS without ``date`` (the pipeline adds it in its time zone).
+RULE_SEGMENTS: Schema = {c: t for c, t in SEGMENTS.items() if c != "date"}
+
+#: Per (course_id, video_id, code) of one input part: events seen and the largest positive
+#: duration (NaN when none); summed across parts into VIDEOS.
+VIDEO_PARTIALS: Schema = {
+    "course_id": STR,
+    "video_id": STR,
+    "code": STR,
+    "n": I64,
+    "duration": F64,
+}
+
 #: One row per (course_id, video_id): the largest positive duration seen (NaN when none) and
 #: the player code seen most often.
 VIDEOS: Schema = {

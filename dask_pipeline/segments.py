@@ -26,11 +26,8 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from .schema import SEGMENTS, conform
+from .schema import RULE_SEGMENTS, conform
 from .vocabulary import PAUSE, PLAY, SEEK, STOP
-
-#: What the rule sets return: SEGMENTS without ``date`` (the pipeline adds it in its time zone).
-RULE_SEGMENTS = {c: t for c, t in SEGMENTS.items() if c != "date"}
 
 #: Insights: offsets outside [0, MAX_OFFSET] seconds are invalid (SPEC §2).
 MAX_OFFSET = 36000.0
