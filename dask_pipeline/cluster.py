@@ -100,16 +100,17 @@ def connect(
                     client = Client(scheduler_file=str(opts.scheduler_file), **kwargs)
                 else:
                     client = Client(opts.scheduler, **kwargs)
-            except (OSError, TimeoutError, TypeError) as e:
-                # TypeError: Dask's way of saying a tls:// address came without TLS settings
-                msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-                if isinstance(e, TypeError) and "ssl" in msg.lower():
-                    msg = (
-                        "a tls:// scheduler needs --tls-ca-file, --tls-cert and --tls-key "
-                        "(or a Dask config file with distributed.comm.tls)"
-                    )
-                elif isinstance(e, TypeError):
+            except TypeError as e:
+                if "ssl" not in str(e).lower():
                     raise
+                # Dask's way of saying that a tls:// address came without TLS settings
+                raise SchedulerUnreachable(
+                    f"cannot reach the scheduler {where}: a tls:// scheduler needs "
+                    "--tls-ca-file, --tls-cert and --tls-key (or a Dask config file with "
+                    "distributed.comm.tls)"
+                ) from e
+            except (OSError, TimeoutError) as e:  # refused, timed out, TLS handshake failed
+                msg = str(e).splitlines()[0] if str(e) else type(e).__name__
                 raise SchedulerUnreachable(f"cannot reach the scheduler {where}: {msg}") from e
             # Client._timeout also bounds the reconnect after a lost connection; a reconnect
             # cannot save the run (its futures are cancelled), so give up quickly.
