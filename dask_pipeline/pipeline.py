@@ -220,27 +220,30 @@ def _compute(client, tasks: list, label: str, show: bool) -> list:
 
 
 def _progress(futures, label: str) -> None:
+    """Show progress until the futures finish or one fails. On a terminal, Dask's own bar
+    over every task of the graph; elsewhere (logs of a nightly job) a line per tenth."""
     from distributed import wait
 
     total = len(futures)
     if total == 0:
         return
-    tty = sys.stderr.isatty()
+    if sys.stderr.isatty():
+        from distributed.diagnostics.progressbar import progress
+
+        print(f"{label}:", file=sys.stderr)
+        with contextlib.suppress(Exception):
+            progress(futures, notebook=False)
+        return
     last = -1
     while True:
-        done = sum(f.done() for f in futures)
-        if done != last and (tty or done == total or done - last >= max(1, total // 10)):
-            bar = "#" * (30 * done // total)
-            end = "\n" if done == total or not tty else ""
-            print(f"\r{label:<10} [{bar:<30}] {done}/{total} tasks", end=end, file=sys.stderr)
-            last = done
-        if done == total:
+        finished = sum(f.status == "finished" for f in futures)
+        if finished == total or finished - last >= max(1, total // 10):
+            print(f"{label}: {finished}/{total} partitions done", file=sys.stderr)
+            last = finished
+        if finished == total or any(f.status in ("error", "cancelled") for f in futures):
             return
         with contextlib.suppress(Exception):
             wait(futures, timeout=0.5, return_when="FIRST_EXCEPTION")
-        if any(f.status == "error" for f in futures):
-            print(file=sys.stderr)
-            return
 
 
 def _first_lines(parts: list[read.Part]) -> list[int]:
@@ -370,6 +373,7 @@ def run(cfg: RunConfig, client, argv: list[str] | None = None) -> RunResult:
     previous = store.current_version(out)
     window = decode.Window(cfg.since_us, cfg.until_us, cfg.events_from_us)
     key = cfg.pseudonymize_key
+    workers_at_start = len(client.scheduler_info().get("workers", {}))
     try:
         # -- graph 1: read, decode, shuffle by user, filter, segments ---------------------
         t = time.perf_counter()
@@ -505,7 +509,7 @@ def run(cfg: RunConfig, client, argv: list[str] | None = None) -> RunResult:
             },
             "timings": timings,
             "task_seconds": task_seconds,
-            "cluster": _cluster_info(client),
+            "cluster": _cluster_info(client, workers_at_start),
             "committed_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         }
         store.write_json(summary, stage / store.RUN_JSON)
@@ -541,7 +545,7 @@ def _options(cfg: RunConfig) -> dict:
     }
 
 
-def _cluster_info(client) -> dict:
+def _cluster_info(client, workers_at_start: int) -> dict:
     info = client.scheduler_info()
     workers = info.get("workers", {})
     from .cluster import dashboard_link
@@ -553,8 +557,12 @@ def _cluster_info(client) -> dict:
     return {
         "scheduler": client.scheduler.address,
         "dashboard": dashboard_link(client),
-        "workers": len(workers),
+        "workers": max(workers_at_start, len(workers)),
+        "workers_at_start": workers_at_start,
+        "workers_at_end": len(workers),
         "threads": sum(w.get("nthreads", 0) for w in workers.values()),
+        # lifetime peak of each worker process (a long-lived cluster's workers include
+        # earlier work)
         "worker_peak_rss_mib": dict(sorted(peaks.items())),
         "client_peak_rss_mib": _peak_rss_mib(),
     }

@@ -304,7 +304,7 @@ def test_scheduler_killed_mid_run_exits_1_and_keeps_previous_tables(
             if job.poll() is None:
                 job.kill()
     err = log.read_text()
-    progress = re.compile(r"^(cluster: .*|\S+ +\[[# ]*\] \d+/\d+ tasks)$")
+    progress = re.compile(r"^(cluster: .*|\S+: \d+/\d+ partitions done)$")
     lines = [x for x in err.splitlines() if x.strip() and not progress.match(x)]
     assert rc == 1, err
     assert lines == [lines[-1]], f"expected one line of error, got:\n{err}"
