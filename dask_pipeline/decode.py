@@ -10,6 +10,7 @@ only for video events.
 from __future__ import annotations
 
 import gc
+import json
 import math
 import re
 from collections import Counter
@@ -123,6 +124,54 @@ def number(x: object) -> float | None:
     return None
 
 
+_NON_FINITE = re.compile(rb"NaN|Infinity")
+
+
+def _lenient(text: bytes | str) -> bytes | None:
+    """SPEC §2: Python's json, which writes the tracking logs, spells NaN and infinities as
+    the bare literals NaN, Infinity and -Infinity, which strict JSON lacks. Such text is read
+    with Python's json and re-encoded by msgspec, which writes non-finite numbers as null: the
+    value is then missing like any other non-number. None when it is not JSON even so."""
+    raw = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else bytes(text)
+    if not _NON_FINITE.search(raw):
+        return None
+    try:
+        return msgspec.json.encode(json.loads(raw))
+    except (ValueError, TypeError, OverflowError, RecursionError, msgspec.EncodeError):
+        return None
+
+
+def _decode_lenient_line(text: bytes) -> _Line | None:
+    """A line that is JSON but for NaN / Infinity literals, decoded with them as null."""
+    fixed = _lenient(text)
+    if fixed is None:
+        return None
+    try:
+        return _decode_line(fixed)
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+        return None
+
+
+def _offsets(et: str, p: _Payload) -> tuple:
+    """(current_time, old_time, new_time, old_speed, new_speed, missing) of a video payload:
+    only the numbers the event's rule needs decide ``missing`` (SPEC §2). currentTime and
+    current_time stand in for each other, the event's own spelling first."""
+    num = number
+    if et == vocabulary.SEEK:
+        old_t, new_t = num(p.old_time), num(p.new_time)
+        return None, old_t, new_t, None, None, old_t is None or new_t is None
+    if et == vocabulary.SPEED:
+        cur = num(p.current_time)
+        if cur is None:
+            cur = num(p.currentTime)
+        old_s, new_s = num(p.old_speed), num(p.new_speed)
+        return cur, None, None, old_s, new_s, cur is None or old_s is None or new_s is None
+    cur = num(p.currentTime)
+    if cur is None:
+        cur = num(p.current_time)
+    return cur, None, None, None, None, cur is None and et in vocabulary.REQUIRED_NUMBERS
+
+
 def _field(raw: msgspec.Raw) -> Any:
     try:
         return _any_dec.decode(raw)
@@ -168,8 +217,11 @@ def _decode_payload(raw: msgspec.Raw) -> _Payload | None:
             return _payload_dec.decode(inner)
         except msgspec.ValidationError:
             return _decode_raw_payload(inner)
-        except (msgspec.DecodeError, RecursionError):
+        except RecursionError:
             return None
+        except msgspec.DecodeError:
+            fixed = _lenient(inner)  # NaN / Infinity literals: missing numbers
+            return None if fixed is None else _decode_payload(msgspec.Raw(fixed))
     try:
         return _payload_dec.decode(view)
     except msgspec.ValidationError:  # not an object, or an odd field inside it
@@ -356,8 +408,7 @@ class PartDecoder:
         rows_append = self._rows.append
         times_append = self._times.append
         index_append = self._time_index.append
-        seek, speed = vocabulary.SEEK, vocabulary.SPEED
-        needs_current = vocabulary.REQUIRED_NUMBERS
+        offsets = _offsets
         anonymous = 0
         for i in todo:
             o = objs[i]
@@ -387,17 +438,7 @@ class PartDecoder:
             if type(vid) is not str or not vid.strip():
                 self._handle(o, first + i, i, lines)  # rejects it, with its reason
                 continue
-            cur = old_t = new_t = old_s = new_s = None
-            if et == seek:
-                old_t, new_t = num(p.old_time), num(p.new_time)
-                missing = old_t is None or new_t is None
-            elif et == speed:
-                cur = num(p.current_time if p.current_time is not None else p.currentTime)
-                old_s, new_s = num(p.old_speed), num(p.new_speed)
-                missing = cur is None or old_s is None or new_s is None
-            else:
-                cur = num(p.currentTime if p.currentTime is not None else p.current_time)
-                missing = cur is None and et in needs_current
+            cur, old_t, new_t, old_s, new_s, missing = offsets(et, p)
             if missing:
                 self._reject(first + i, MISSING_NUMBER, lines[i])
                 continue
@@ -450,8 +491,10 @@ class PartDecoder:
                 self._reject(line_no, NOT_OBJECT, text)
                 continue
             except msgspec.DecodeError:
-                self._reject(line_no, NOT_JSON, text)
-                continue
+                d = _decode_lenient_line(text)  # NaN / Infinity literals: missing numbers
+                if d is None:
+                    self._reject(line_no, NOT_JSON, text)
+                    continue
             except RecursionError:
                 self._reject(line_no, TOO_DEEP, text)
                 continue
@@ -518,17 +561,7 @@ class PartDecoder:
             self._reject(line_no, why, lines[index])
             return
         # only the numbers this event's rule needs decide whether it is usable
-        cur = old_t = new_t = old_s = new_s = None
-        if et == vocabulary.SEEK:
-            old_t, new_t = number(p.old_time), number(p.new_time)
-            missing = old_t is None or new_t is None
-        elif et == vocabulary.SPEED:
-            cur = number(p.current_time if p.current_time is not None else p.currentTime)
-            old_s, new_s = number(p.old_speed), number(p.new_speed)
-            missing = cur is None or old_s is None or new_s is None
-        else:
-            cur = number(p.currentTime if p.currentTime is not None else p.current_time)
-            missing = cur is None and et in vocabulary.REQUIRED_NUMBERS
+        cur, old_t, new_t, old_s, new_s, missing = _offsets(et, p)
         if missing:
             self._reject(line_no, MISSING_NUMBER, lines[index])
             return

@@ -22,6 +22,7 @@ import datetime as dt
 import hashlib
 import hmac
 import json
+import re
 import sys
 import time
 from collections import Counter
@@ -122,6 +123,7 @@ def stage_group(
     stage: str,
     window: decode.Window,
     count_activity: bool,
+    key: bytes | None = None,
 ) -> pd.DataFrame:
     """One Dask partition: read and decode a group of (part, index, first line); write the
     group's rejects, video partials and stats aside; return the staged rows."""
@@ -130,6 +132,10 @@ def stage_group(
     where = Path(stage)
     name = group[0][1]
     rejects = pd.concat([o[1] for o in out], ignore_index=True)
+    if key is not None and len(rejects):
+        # SPEC §9: not even the side outputs a killed run leaves behind hold a raw username
+        texts = [_pseudonymize_text(t, key) for t in rejects["text"]]
+        rejects["text"] = pd.array(texts, dtype=schema.STR)
     if len(rejects):
         store.write_side(where, name, "rejects", rejects)
     store.write_side(where, name, "videos", pd.concat([o[2] for o in out], ignore_index=True))
@@ -293,7 +299,7 @@ def _inputs_summary(paths: list[str], parts: list[read.Part], stats: list[dict])
     return [by_file[i] for i in range(len(paths))]
 
 
-def _commit_rejects(stage: Path, stats: list[dict], key: bytes | None) -> int:
+def _commit_rejects(stage: Path, stats: list[dict]) -> int:
     """Move the side rejects into the rejects table with true line numbers (byte-range
     parts are renumbered from the line counts of the earlier ranges of their file)."""
     offset: dict[int, int] = {}
@@ -306,25 +312,36 @@ def _commit_rejects(stage: Path, stats: list[dict], key: bytes | None) -> int:
         df = pd.read_parquet(f)
         shift = df["part"].map(offset).fillna(0).astype("int64").to_numpy()
         df["line"] = df["line"].to_numpy() + shift
-        if key is not None:
-            df["text"] = pd.array(
-                [_pseudonymize_text(t, key) for t in df["text"]], dtype=schema.STR
-            )
         store.write_table_part(stage, "rejects", f.stem.split("-", 1)[1], df)
         n += len(df)
     return n
 
 
-def _pseudonymize_text(text: str, key: bytes) -> str:
-    """Replace the value of every ``username`` field in a rejected line by its pseudonym;
-    a line too broken to find one in is reduced to a placeholder."""
-    import re
+_USERNAME_FIELD = re.compile(r'"username"\s*:\s*"((?:[^"\\]|\\.)*)"')
 
-    pat = re.compile(r'("username"\s*:\s*)"((?:[^"\\]|\\.)*)"')
-    out = pat.sub(lambda m: f'{m.group(1)}"{pseudonym(key, m.group(2).strip())}"', text)
-    if "username" in out.replace('"username"', ""):
+
+def _pseudonymize_text(text: str, key: bytes) -> str:
+    """Replace the line's usernames (the values of its ``username`` fields, JSON-decoded) by
+    their pseudonyms wherever they occur in it: the fields themselves, but also URLs and event
+    types that embed them, raw or JSON-escaped. A line in which some ``username`` is not a
+    whole field (cut inside its value, escaped in a payload string, part of another key) is
+    reduced to a placeholder."""
+    fields = list(_USERNAME_FIELD.finditer(text))
+    if text.count("username") != len(fields):
         return "<line withheld: it may name a user>"
-    return out
+    forms: dict[str, str] = {}
+    for m in fields:
+        try:
+            name = json.loads(f'"{m.group(1)}"').strip()
+        except ValueError:
+            name = m.group(1).strip()
+        if name:
+            for form in (name, json.dumps(name)[1:-1]):
+                forms[form] = pseudonym(key, name)
+    if not forms:
+        return text
+    pat = re.compile("|".join(re.escape(f) for f in sorted(forms, key=len, reverse=True)))
+    return pat.sub(lambda m: forms[m.group(0)], text)
 
 
 def _replaced_dates(cfg: RunConfig, stats: list[dict]) -> list[str]:
@@ -387,7 +404,7 @@ def run(cfg: RunConfig, client, argv: list[str] | None = None) -> RunResult:
             stage_group,
             groups,
             # counting every event per user is needed only for the activity floor
-            args=(str(stage), window, cfg.min_events is not None),
+            args=(str(stage), window, cfg.min_events is not None, key),
             meta=_empty_staged(),
             label="read-decode",
             enforce_metadata=False,
@@ -435,7 +452,7 @@ def run(cfg: RunConfig, client, argv: list[str] | None = None) -> RunResult:
             prev_videos,
         )
         store.write_table_part(stage, "videos", "000000", videos)
-        n_rejects = _commit_rejects(stage, stats, key)
+        n_rejects = _commit_rejects(stage, stats)
         replaced = _replaced_dates(cfg, stats)
         kept_days: list[str] = []
         if previous is not None:

@@ -198,10 +198,13 @@ def iter_blocks(part: Part, block: int = BLOCK) -> Iterator[bytes]:
     except OSError as e:
         raise ReadError("unreadable", str(e)) from e
     with raw:
-        if _is_gzip(part.path):
-            yield from _gzip_blocks(raw, block)
-        else:
-            yield from _plain_blocks(raw, part, block)
+        try:
+            if _is_gzip(part.path):
+                yield from _gzip_blocks(raw, block)
+            else:
+                yield from _plain_blocks(raw, part, block)
+        except OSError as e:  # a read failing after the open (EIO, a lost network mount)
+            raise ReadError("unreadable", str(e)) from e
 
 
 def _lines_blocks(read, block: int) -> Iterator[bytes]:
