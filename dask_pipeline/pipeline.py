@@ -375,14 +375,30 @@ def run(cfg: RunConfig, client, argv: list[str] | None = None) -> RunResult:
     """Run the job on ``client``'s cluster and commit a new version of the tables.
 
     Raises RunFailed (nothing committed) when no input line could be read at all or the
-    cluster fails; the previous version then stays current.
+    cluster fails, or another run holds the output directory; the previous version then
+    stays current.
     """
-    t_start = time.perf_counter()
-    timings: dict[str, float] = {}
     paths = read.list_inputs(cfg.inputs)
     parts = read.plan_parts(paths)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
+    try:
+        with store.lock(out):
+            return _run_locked(cfg, client, argv, paths, parts, out)
+    except store.Busy as e:
+        raise RunFailed(str(e)) from None
+
+
+def _run_locked(
+    cfg: RunConfig,
+    client,
+    argv: list[str] | None,
+    paths: list[str],
+    parts: list[read.Part],
+    out: Path,
+) -> RunResult:
+    t_start = time.perf_counter()
+    timings: dict[str, float] = {}
     store.prune(out)  # leftovers of runs that died before their commit
     run_id = store.new_run_id()
     stage = store.version_dir(out, run_id)

@@ -19,11 +19,13 @@ This is the only module that writes under the output directory.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import shutil
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -220,20 +222,42 @@ def commit(out: str | Path, run_id: str, keep: int = 2) -> Path:
 
 
 def prune(out: str | Path, keep: int = 2) -> None:
-    """Remove version directories other than the current and the newest ``keep``."""
+    """Keep the current version and the ``keep - 1`` committed versions before it (for
+    readers that opened them); remove the rest, including versions newer than the current
+    one, which are runs that died before their commit. Run ids sort by start time."""
     out = Path(out)
     vdir = out / VERSIONS
     if not vdir.is_dir():
         return
     cur = current_version(out)
     versions = sorted(p for p in vdir.iterdir() if p.is_dir())
-    committed = [p for p in versions if (p / RUN_JSON).exists()]
-    keep_set = set(committed[-keep:])
+    keep_set: set[Path] = set()
     if cur is not None:
-        keep_set.add(cur)
+        older = [p for p in versions if p.name < cur.name and (p / RUN_JSON).exists()]
+        keep_set = {cur, *older[len(older) - (keep - 1) :]} if keep > 1 else {cur}
     for p in versions:
         if p not in keep_set:
             shutil.rmtree(p, ignore_errors=True)
+
+
+class Busy(RuntimeError):
+    """Another run holds the output directory."""
+
+
+@contextlib.contextmanager
+def lock(out: str | Path) -> Iterator[None]:
+    """Hold ``OUT/.lock`` for the run: two runs into one directory (an overlapping nightly
+    job) would otherwise prune each other's unfinished versions."""
+    path = Path(out) / ".lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise Busy(f"another run is writing to {out} (it holds {path})") from None
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock, also when the process dies
 
 
 def abandon(out: str | Path, run_id: str) -> None:
