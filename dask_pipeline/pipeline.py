@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import gc
 import hashlib
 import hmac
 import json
@@ -90,11 +91,18 @@ def stage_part(
     t0 = time.perf_counter()
     dec = decode.PartDecoder(part.path, part.file, first_line, window, count_activity)
     error = None
+    # The decoder keeps millions of small acyclic objects until finish(): a collection pass
+    # would walk them all again and again, for nothing.
+    gc_was = gc.isenabled()
+    gc.disable()
     try:
         for block in read.iter_blocks(part):
             dec.feed(block)
     except read.ReadError as e:
         error = {"kind": e.kind, "detail": e.detail}
+    finally:
+        if gc_was:
+            gc.enable()
     d = dec.finish()
     partials = metrics.video_partials(d.events)
     staged = _staged(d.events[d.events["event_type"].isin(RULE_EVENTS)], d.activity)
