@@ -308,7 +308,8 @@ class PartDecoder:
         self.file = file
         self.next_line = first_line
         self.window = window or Window()
-        self._rows: list[tuple] = []  # one tuple of _EVENT_COLS per video event
+        self._rows: list[tuple] = []  # one tuple of _EVENT_COLS per video event of a block
+        self._chunks: list[pd.DataFrame] = []  # the earlier blocks' rows, columnar
         self._times: list[str] = []  # time strings of this block's video rows
         self._time_index: list[int] = []  # their line index within the block
         self._time_chunks: list[np.ndarray] = []  # parsed times of earlier blocks (int64 µs)
@@ -347,6 +348,7 @@ class PartDecoder:
             else:
                 self._feed_objects(objs, block, first)
                 self._parse_block_times(_BlockLines(block).__getitem__)
+            self._flush_rows()
         finally:
             if gc_was:
                 gc.enable()
@@ -586,45 +588,56 @@ class PartDecoder:
         self._time_index.append(index)
 
     # -- the end ---------------------------------------------------------------------
+    def _flush_rows(self) -> None:
+        """Turn the rows gathered so far into a columnar chunk: a frame takes a fraction of
+        the memory of the Python tuples, so a large file never holds them all at once."""
+        if not self._rows:
+            self._time_chunks = []
+            return
+        c = dict(zip(_EVENT_COLS, map(list, zip(*self._rows, strict=True)), strict=True))
+        self._rows = []
+        us = np.concatenate(self._time_chunks)
+        self._time_chunks = []
+        self._chunks.append(
+            pd.DataFrame(
+                {
+                    "course_id": schema.strings(c["course_id"]),
+                    "username": schema.strings(c["username"]),
+                    "time": us,
+                    "event_type": schema.strings(c["event_type"]),
+                    "video_id": schema.strings(c["video_id"]),
+                    "code": schema.strings(c["code"]),
+                    "duration": np.array(c["duration"], dtype="float64"),
+                    "current_time": np.array(c["current_time"], dtype="float64"),
+                    "old_time": np.array(c["old_time"], dtype="float64"),
+                    "new_time": np.array(c["new_time"], dtype="float64"),
+                    "old_speed": np.array(c["old_speed"], dtype="float64"),
+                    "new_speed": np.array(c["new_speed"], dtype="float64"),
+                    "file": np.full(len(us), self.file, dtype="int32"),
+                    "line": np.array(c["line"], dtype="int64"),
+                }
+            )
+        )
+
     def finish(self) -> Decoded:
         """The part's frames and counts. Video events with an unparseable time become
         rejects; events outside the window are dropped (counted)."""
         w = self.window
-        if self._rows:
-            c = dict(zip(_EVENT_COLS, map(list, zip(*self._rows, strict=True)), strict=True))
+        self._flush_rows()
+        if self._chunks:
+            events = pd.concat(self._chunks, ignore_index=True)
         else:
-            c = {k: [] for k in _EVENT_COLS}
-        self._rows = []
-        n = len(c["line"])
-        us = np.concatenate(self._time_chunks) if self._time_chunks else np.zeros(0, "int64")
-        self._time_chunks = []
+            events = schema.empty(schema.EVENTS).assign(time=np.zeros(0, "int64"))
+        self._chunks = []
+        us = events["time"].to_numpy()
         keep = us != _NAT
-        times = us.view("datetime64[us]")
         valid = keep.copy()
         if w.events_from is not None:
             keep &= us >= w.events_from
         if w.until is not None:
             keep &= us < w.until
         self.counts["video_events_outside_window"] += int(valid.sum() - keep.sum())
-
-        events = pd.DataFrame(
-            {
-                "course_id": schema.strings(c["course_id"]),
-                "username": schema.strings(c["username"]),
-                "time": pd.array(times.astype("datetime64[us]"), dtype="datetime64[us]"),
-                "event_type": schema.strings(c["event_type"]),
-                "video_id": schema.strings(c["video_id"]),
-                "code": schema.strings(c["code"]),
-                "duration": np.array(c["duration"], dtype="float64"),
-                "current_time": np.array(c["current_time"], dtype="float64"),
-                "old_time": np.array(c["old_time"], dtype="float64"),
-                "new_time": np.array(c["new_time"], dtype="float64"),
-                "old_speed": np.array(c["old_speed"], dtype="float64"),
-                "new_speed": np.array(c["new_speed"], dtype="float64"),
-                "file": np.full(n, self.file, dtype="int32"),
-                "line": np.array(c["line"], dtype="int64"),
-            }
-        )
+        events["time"] = pd.array(us.view("datetime64[us]"), dtype="datetime64[us]")
         events["time"] = events["time"].dt.tz_localize("UTC")
         all_valid = events[valid]
         min_time = int(us[valid].min()) if valid.any() else None
