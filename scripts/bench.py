@@ -60,9 +60,10 @@ def machine() -> dict:
     }
 
 
-def dataset(lines: int, seed: int, root: Path) -> tuple[Path, int]:
-    """The cached dataset directory of about ``lines`` lines, and its exact line count."""
-    d = root / f"lines{lines}-seed{seed}"
+def dataset(lines: int, seed: int, root: Path, days: int = 7) -> tuple[Path, int]:
+    """The cached dataset directory of about ``lines`` lines over ``days`` daily files, and
+    its exact line count."""
+    d = root / (f"lines{lines}-seed{seed}" + (f"-days{days}" if days != 7 else ""))
     meta = d / "dataset.json"
     if meta.exists():
         return d, json.loads(meta.read_text())["lines"]
@@ -74,7 +75,7 @@ def dataset(lines: int, seed: int, root: Path) -> tuple[Path, int]:
     users = max(200, lines // 300)
     print(f"generating about {lines:,} lines into {d} ...", file=sys.stderr)
     t = time.perf_counter()
-    res = generate(d, users=users, courses=8, days=7, seed=seed, lines=lines)
+    res = generate(d, users=users, courses=8, days=days, seed=seed, lines=lines)
     print(f"  {res.lines:,} lines in {time.perf_counter() - t:.1f} s", file=sys.stderr)
     meta.write_text(json.dumps({"lines": res.lines, "files": [p.name for p in res.files]}))
     return d, res.lines
@@ -136,6 +137,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--lines", type=int, default=1_000_000, help="dataset size (default 1M)")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument(
+        "--days", type=int, default=7, help="daily files the lines are spread over (default 7)"
+    )
     p.add_argument("--workers", type=int, default=2, help="LocalCluster workers (1 thread each)")
     p.add_argument("--rules", default="seed", choices=("seed", "insights"))
     p.add_argument("--repeat", type=int, default=1, help="runs of each, alternating; median kept")
@@ -147,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", type=Path, default=ROOT / "bench-results" / "bench.json")
     a = p.parse_args(argv)
 
-    data, n = dataset(a.lines, a.seed, a.data)
+    data, n = dataset(a.lines, a.seed, a.data, a.days)
     a.work.mkdir(parents=True, exist_ok=True)
     names = ["job"]
     if a.peers:
@@ -174,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     job = best["job"]
     report = {
         "machine": machine(),
-        "dataset": {"path": str(data), "lines": n},
+        "dataset": {"path": str(data), "lines": n, "days": a.days},
         "workers": a.workers,
         "rules": a.rules,
         "repeat": a.repeat,
