@@ -39,8 +39,16 @@ from . import __version__, decode, filters, metrics, read, schema, segments, sto
 from .config import RunConfig
 
 #: Dask's task-based shuffle: its fixed cost is far below P2P's for the few partitions a
-#: night's logs make, and its memory stays bounded by partition size.
+#: night's logs make, but it holds every piece in memory until the last input is read.
 SHUFFLE = "tasks"
+#: Above this much input text the user shuffle goes peer to peer: P2P stages its pieces on
+#: the workers' disks, so worker memory stays flat however much is read.
+P2P_ABOVE = 1 << 30
+
+
+def shuffle_method(text_bytes: int) -> str:
+    """"p2p" for large inputs (memory bounded), else the task shuffle (low fixed cost)."""
+    return "p2p" if text_bytes > P2P_ABOVE else SHUFFLE
 
 #: The events the rule sets read; loads, speed changes and captions change no state.
 RULE_EVENTS = (vocabulary.PLAY, vocabulary.PAUSE, vocabulary.STOP, vocabulary.SEEK)
@@ -433,7 +441,10 @@ def _run_locked(
             label="read-decode",
             enforce_metadata=False,
         )
-        by_user = staged.shuffle(on="username", npartitions=len(groups), shuffle_method=SHUFFLE)
+        text_bytes = sum(read.text_size(p) for p in parts)
+        by_user = staged.shuffle(
+            on="username", npartitions=len(groups), shuffle_method=shuffle_method(text_bytes)
+        )
         tasks = [
             delayed(user_stage)(
                 p,
