@@ -41,9 +41,9 @@ from .config import RunConfig
 #: Dask's task-based shuffle: its fixed cost is far below P2P's for the few partitions a
 #: night's logs make, but it holds every piece in memory until the last input is read.
 SHUFFLE = "tasks"
-#: Above this much input text the user shuffle goes peer to peer: P2P stages its pieces on
-#: the workers' disks, so worker memory stays flat however much is read.
-P2P_ABOVE = 1 << 30
+#: Above this much input text (about 3.5M lines) the user shuffle goes peer to peer: P2P
+#: stages its pieces on the workers' disks, so worker memory stays flat however much is read.
+P2P_ABOVE = 4 << 30
 
 
 def shuffle_method(text_bytes: int) -> str:
