@@ -47,8 +47,9 @@ P2P_ABOVE = 4 << 30
 
 
 def shuffle_method(text_bytes: int) -> str:
-    """"p2p" for large inputs (memory bounded), else the task shuffle (low fixed cost)."""
+    """ "p2p" for large inputs (memory bounded), else the task shuffle (low fixed cost)."""
     return "p2p" if text_bytes > P2P_ABOVE else SHUFFLE
+
 
 #: The events the rule sets read; loads, speed changes and captions change no state.
 RULE_EVENTS = (vocabulary.PLAY, vocabulary.PAUSE, vocabulary.STOP, vocabulary.SEEK)
