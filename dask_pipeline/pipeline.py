@@ -397,7 +397,7 @@ def run(cfg: RunConfig, client, argv: list[str] | None = None) -> RunResult:
     """
     paths = read.list_inputs(cfg.inputs)
     parts = read.plan_parts(paths)
-    out = Path(cfg.out)
+    out = Path(cfg.out).absolute()  # workers may not share this process's working directory
     out.mkdir(parents=True, exist_ok=True)
     try:
         with store.lock(out):

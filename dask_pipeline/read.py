@@ -63,8 +63,14 @@ def list_inputs(inputs: Sequence[str]) -> list[str]:
     file, in name order) and globs (in name order) into an ordered list of files; fsspec
     URLs are expanded by their filesystem.
 
-    Raises InputError when an argument matches nothing.
+    Raises InputError when an argument matches nothing. Local paths come back absolute,
+    since the workers that read them may run elsewhere than this process.
     """
+    found = _list(inputs)
+    return [f if _is_url(f) else os.path.abspath(f) for f in found]
+
+
+def _list(inputs: Sequence[str]) -> list[str]:
     out: list[str] = []
     for arg in inputs:
         if _is_url(arg):

@@ -225,19 +225,19 @@ def prune(out: str | Path, keep: int = 2) -> None:
     """Keep the current version and the ``keep - 1`` committed versions before it (for
     readers that opened them); remove the rest, including versions newer than the current
     one, which are runs that died before their commit. Run ids sort by start time."""
-    out = Path(out)
-    vdir = out / VERSIONS
+    vdir = Path(out) / VERSIONS
     if not vdir.is_dir():
         return
     cur = current_version(out)
-    versions = sorted(p for p in vdir.iterdir() if p.is_dir())
-    keep_set: set[Path] = set()
+    # compare names, not paths: ``out`` may be relative while the link resolves absolute
+    names = sorted(p.name for p in vdir.iterdir() if p.is_dir())
+    keep_names: set[str] = set()
     if cur is not None:
-        older = [p for p in versions if p.name < cur.name and (p / RUN_JSON).exists()]
-        keep_set = {cur, *older[len(older) - (keep - 1) :]} if keep > 1 else {cur}
-    for p in versions:
-        if p not in keep_set:
-            shutil.rmtree(p, ignore_errors=True)
+        older = [n for n in names if n < cur.name and (vdir / n / RUN_JSON).exists()]
+        keep_names = {cur.name, *older[len(older) - (keep - 1) :]} if keep > 1 else {cur.name}
+    for n in names:
+        if n not in keep_names:
+            shutil.rmtree(vdir / n, ignore_errors=True)
 
 
 class Busy(RuntimeError):

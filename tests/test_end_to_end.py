@@ -425,3 +425,19 @@ def test_wrong_argument_exits_2_with_one_line(tmp_path, args, needle):
     assert len(lines) == 1, r.stderr
     assert needle in lines[0]
     assert not (tmp_path / "o" / "current").exists()
+
+
+def test_cli_with_relative_paths_commits_readable_tables(generated, tmp_path):
+    """Relative INPUT and --out (as the README's demo uses): the tables are there and the
+    report reads them."""
+    import shutil
+
+    shutil.copytree(generated.files[0].parent, tmp_path / "logs")
+    r = _cli("run", "logs", "--out", "tables", "--workers", "1", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    stats = store.read_table(tmp_path / "tables", "video_stats")
+    assert len(stats) > 0 and stats["viewers"].sum() > 0
+    assert "viewers" in r.stdout and " 0   over 0 videos" not in r.stdout
+    r = _cli("report", "tables", "--html", "r.html", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "r.html").stat().st_size > 10_000

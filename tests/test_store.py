@@ -46,3 +46,16 @@ def test_a_second_run_cannot_take_the_same_output(tmp_path):
                 pass
     with store.lock(tmp_path):  # released: free again
         pass
+
+
+def test_relative_output_directory_keeps_the_committed_version(tmp_path, monkeypatch):
+    """Regression: with a relative OUT, pruning once compared relative and absolute paths
+    and removed the version it had just committed."""
+    monkeypatch.chdir(tmp_path)
+    for rid in ("20260101T000000-a", "20260102T000000-b", "20260103T000000-c"):
+        _version("rel", rid)
+        store.commit("rel", rid)
+        assert store.current_version("rel").name == rid
+        assert (tmp_path / "rel" / "video_stats").is_dir()
+    left = sorted(p.name for p in (tmp_path / "rel" / store.VERSIONS).iterdir())
+    assert left == ["20260102T000000-b", "20260103T000000-c"]
