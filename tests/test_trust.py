@@ -37,6 +37,8 @@ from hypothesis import strategies as st
 from dask_pipeline import decode, pipeline, schema, store
 from dask_pipeline.config import ClusterOptions, RunConfig
 
+from .test_end_to_end import TYPES as VIDEO_TYPES  # legacy and edx.video.* names, mixed
+
 FIXTURES = Path(__file__).parent / "fixtures" / "openedx-events" / "tracking-log"
 T0 = dt.datetime(2026, 1, 5, 8, 0, tzinfo=dt.UTC)
 COURSE = "course-v1:Trust+T101+2026"
@@ -213,18 +215,6 @@ LEGACY_TO_NEW = {
     "stop_video": "edx.video.stopped",
     "seek_video": "edx.video.position.changed",
 }
-VIDEO_TYPES = [
-    "play_video",
-    "pause_video",
-    "stop_video",
-    "seek_video",
-    "load_video",
-    "speed_change_video",
-    "show_transcript",
-    "edx.video.played",
-    "edx.video.paused",
-    "edx.video.position.changed",
-]
 USERS = ["ann.fuzz", "bob.fuzz", " cy.fuzz ", "dee.fuzz"]
 COURSES = [COURSE, "Trust/B202/2026"]
 VIDEOS = ["v1", " v2 ", "i4x-Trust-B202-video-3"]
