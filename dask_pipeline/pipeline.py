@@ -289,7 +289,7 @@ def _sum_seconds(items) -> dict[str, float]:
     return {k: round(v, 3) for k, v in total.items()}
 
 
-def _inputs_summary(paths: list[str], parts: list[read.Part], stats: list[dict]) -> list[dict]:
+def _inputs_summary(paths: list[str], stats: list[dict]) -> list[dict]:
     by_file: dict[int, dict] = {}
     for i, path in enumerate(paths):
         by_file[i] = {
@@ -470,7 +470,7 @@ def _run_locked(
             for f in sorted((stage / store.SIDE / "stats").glob("*.json"))
             for st in json.loads(f.read_text())["parts"]
         ]
-        inputs = _inputs_summary(paths, parts, stats)
+        inputs = _inputs_summary(paths, stats)
         if paths and all(f["lines"] == 0 and f["errors"] for f in inputs):
             raise RunFailed(
                 "no input could be read: "

@@ -101,11 +101,7 @@ def write_segments_part(stage: Path, part: int | str, segments: pd.DataFrame) ->
     for date, grp in segments.groupby("date", sort=True):
         cols = [c for c in schema.SEGMENTS if c != "date"]
         df = grp[cols].sort_values(schema.KEYS["segments"], kind="stable")
-        path = stage / "segments" / f"date={date}" / f"part-{part}.parquet"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-        pq.write_table(pa.Table.from_pandas(df, preserve_index=False), tmp, compression="zstd")
-        os.replace(tmp, path)
+        write_parquet(df, stage / "segments" / f"date={date}" / f"part-{part}.parquet")
         dates.append(str(date))
     return dates
 

@@ -29,6 +29,21 @@ def dask_client():
     cluster.close()
 
 
+def run_job(client, inputs, out, **kw):
+    """``pipeline.run`` on ``client`` with a RunConfig of these inputs and options."""
+    from dask_pipeline import pipeline
+    from dask_pipeline.config import ClusterOptions, RunConfig
+
+    cfg = RunConfig(
+        inputs=tuple(str(i) for i in inputs),
+        out=Path(out),
+        cluster=ClusterOptions(),
+        progress=False,
+        **kw,
+    )
+    return pipeline.run(cfg, client)
+
+
 def video_line(
     user: str,
     course: str,

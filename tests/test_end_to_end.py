@@ -17,10 +17,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dask_pipeline import pipeline, schema, store
-from dask_pipeline.config import ClusterOptions, RunConfig
+from dask_pipeline import schema, store
 
-from .conftest import other_line, video_line
+from .conftest import other_line, run_job, video_line
 
 T0 = dt.datetime(2026, 1, 5, 8, 0, tzinfo=dt.UTC)
 ALIAS = {
@@ -31,15 +30,7 @@ ALIAS = {
 }
 
 
-def _run(client, inputs, out, **kw) -> pipeline.RunResult:
-    cfg = RunConfig(
-        inputs=tuple(str(i) for i in inputs),
-        out=Path(out),
-        cluster=ClusterOptions(),
-        progress=False,
-        **kw,
-    )
-    return pipeline.run(cfg, client)
+_run = run_job
 
 
 # ---------------------------------------------------------------- a plain loop from §5.1

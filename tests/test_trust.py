@@ -34,9 +34,9 @@ import pytest
 from hypothesis import HealthCheck, Phase, assume, given, settings
 from hypothesis import strategies as st
 
-from dask_pipeline import decode, pipeline, schema, store
-from dask_pipeline.config import ClusterOptions, RunConfig
+from dask_pipeline import decode, schema, store
 
+from .conftest import run_job
 from .test_end_to_end import TYPES as VIDEO_TYPES  # legacy and edx.video.* names, mixed
 
 FIXTURES = Path(__file__).parent / "fixtures" / "openedx-events" / "tracking-log"
@@ -46,15 +46,7 @@ CLI_TIMEOUT = 240
 
 
 # ================================================================== helpers
-def _run(client, inputs, out, **kw) -> pipeline.RunResult:
-    cfg = RunConfig(
-        inputs=tuple(str(i) for i in inputs),
-        out=Path(out),
-        cluster=ClusterOptions(),
-        progress=False,
-        **kw,
-    )
-    return pipeline.run(cfg, client)
+_run = run_job
 
 
 def _tables(out: Path) -> dict[str, pd.DataFrame]:
