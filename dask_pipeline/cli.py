@@ -7,13 +7,17 @@ Parses arguments into a validated RunConfig and maps outcomes to exit statuses (
 from __future__ import annotations
 
 import argparse
+import contextlib
+import datetime as dt
 import os
+import signal
 import sys
 import time
+import urllib.parse
 from pathlib import Path
 
 from . import __version__
-from .config import ClusterOptions, ConfigError, RunConfig, parse_date, validate
+from .config import ClusterOptions, ConfigError, RunConfig, resolve_window, validate
 
 EXAMPLES_RUN = """\
 examples:
@@ -21,8 +25,10 @@ examples:
   dask-pipeline run 'logs/tracking.log-2026*.gz' --out tables/ --since 2026-01-05 \\
       --until 2026-01-11 --tz Europe/Paris --rules insights
   dask-pipeline run s3://bucket/logs/ --out /shared/tables --scheduler tcp://10.0.0.5:8786
+  dask-pipeline run /var/log/tracking/ --out tables/ --days 3 --tz Europe/Paris -q  # cron
 
-exit status: 0 committed (even with rejected lines), 1 nothing committed, 2 usage error.
+exit status: 0 committed (even with rejected lines), 1 nothing committed, 2 usage error,
+130 interrupted (SIGINT), 143 terminated (SIGTERM); never a partial commit.
 """
 
 
@@ -53,6 +59,25 @@ def _at_least(minimum: float, kind: type = int):
 _positive_int = _at_least(1)
 _nonneg_int = _at_least(0)
 _nonneg_float = _at_least(0, float)
+_positive_float = _at_least(0.001, float)
+
+
+def _iso_day(text: str) -> str:
+    """An argparse type: a calendar date YYYY-MM-DD (kept as text)."""
+    try:
+        dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a date YYYY-MM-DD, got {text!r}") from None
+    return text
+
+
+#: --log-level values, least talkative first
+LOG_LEVELS = ("error", "warning", "info", "debug")
+
+
+def _shows(a: argparse.Namespace, level: str) -> bool:
+    """Whether messages of ``level`` are printed at the run's --log-level."""
+    return LOG_LEVELS.index(level) <= LOG_LEVELS.index(a.log_level or "info")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -97,8 +122,23 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="keep only users with more than N events in a course and window (default: off)",
     )
-    r.add_argument("--since", metavar="YYYY-MM-DD", help="first local day of the window")
-    r.add_argument("--until", metavar="YYYY-MM-DD", help="last local day of the window (included)")
+    r.add_argument(
+        "--since",
+        metavar="DAY",
+        help="first local day of the window: YYYY-MM-DD, 'today' or 'yesterday' (in --tz)",
+    )
+    r.add_argument(
+        "--until",
+        metavar="DAY",
+        help="last local day of the window, included: YYYY-MM-DD, 'today' or 'yesterday'",
+    )
+    r.add_argument(
+        "--days",
+        type=_positive_int,
+        metavar="N",
+        help="the window is the last N complete local days in --tz (yesterday and the N-1 "
+        "days before it); instead of --since/--until",
+    )
     r.add_argument(
         "--tz", default="UTC", help="time zone of the window and of `date` (default UTC)"
     )
@@ -142,7 +182,37 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--tls-ca-file", type=Path, metavar="F", help="TLS: CA certificate")
     c.add_argument("--tls-cert", type=Path, metavar="F", help="TLS: this client's certificate")
     c.add_argument("--tls-key", type=Path, metavar="F", help="TLS: this client's private key")
-    r.add_argument("--quiet", action="store_true", help="no progress bars or summary")
+    c.add_argument(
+        "--connect-timeout",
+        type=_positive_float,
+        default=30.0,
+        metavar="S",
+        help="give up on an unreachable --scheduler after S seconds (default 30)",
+    )
+    v = r.add_argument_group("output").add_mutually_exclusive_group()
+    v.add_argument(
+        "-q",
+        "--quiet",
+        dest="log_level",
+        action="store_const",
+        const="warning",
+        help="only the dashboard link, warnings and errors (same as --log-level warning)",
+    )
+    v.add_argument(
+        "-v",
+        "--verbose",
+        dest="log_level",
+        action="store_const",
+        const="debug",
+        help="also Dask's own log messages (same as --log-level debug)",
+    )
+    v.add_argument(
+        "--log-level",
+        choices=LOG_LEVELS,
+        default="info",
+        help="error: errors only; warning: also warnings and the dashboard link; info "
+        "(default): also progress and the summary; debug: also Dask's log messages",
+    )
 
     g = sub.add_parser(
         "generate",
@@ -156,7 +226,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--courses", type=_positive_int, default=3, help="courses (default 3)")
     g.add_argument("--days", type=_positive_int, default=7, help="days of logs (default 7)")
     g.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    g.add_argument("--start", default="2026-01-05", metavar="YYYY-MM-DD", help="first day")
+    g.add_argument(
+        "--start", default="2026-01-05", type=_iso_day, metavar="YYYY-MM-DD", help="first day"
+    )
     g.add_argument("--videos-per-course", type=_positive_int, default=10, help="default 10")
     g.add_argument("--lines", type=_positive_int, metavar="N", help="aim for about N lines in all")
 
@@ -175,10 +247,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def config_from_args(a: argparse.Namespace) -> RunConfig:
     """The validated RunConfig of parsed ``run`` arguments (raises ConfigError)."""
-    from .config import pseudonymize_key_from_env, read_staff
+    from .config import check_tz, pseudonymize_key_from_env, read_staff
 
     staff = read_staff(a.staff_file) if a.staff_file else frozenset()
     key = pseudonymize_key_from_env(a.pseudonymize_key_env) if a.pseudonymize_key_env else None
+    since, until = resolve_window(a.since, a.until, a.days, check_tz(a.tz))
     cfg = RunConfig(
         inputs=tuple(a.inputs),
         out=a.out,
@@ -186,8 +259,8 @@ def config_from_args(a: argparse.Namespace) -> RunConfig:
         staff=staff,
         staff_file=a.staff_file,
         min_events=a.min_events,
-        since=parse_date(a.since, "--since") if a.since else None,
-        until=parse_date(a.until, "--until") if a.until else None,
+        since=since,
+        until=until,
         tz=a.tz,
         lookback_hours=a.lookback_hours,
         bin_seconds=a.bin_seconds,
@@ -203,8 +276,10 @@ def config_from_args(a: argparse.Namespace) -> RunConfig:
             tls_ca_file=a.tls_ca_file,
             tls_cert=a.tls_cert,
             tls_key=a.tls_key,
+            connect_timeout=a.connect_timeout,
+            dask_log_level="INFO" if _shows(a, "debug") else "ERROR",
         ),
-        progress=not a.quiet,
+        progress=_shows(a, "info"),
     )
     return validate(cfg)
 
@@ -214,35 +289,105 @@ def _usage_error(prog: str, message: str) -> int:
     return 2
 
 
-def cmd_run(a: argparse.Namespace, argv: list[str]) -> int:
-    from . import read
+class Interrupted(BaseException):
+    """SIGINT or SIGTERM arrived: the run stops, nothing is committed."""
 
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def _signals_stop_the_run():
+    """Turn SIGINT and SIGTERM (cron, SLURM, Kubernetes) into Interrupted in this thread, so
+    the run unwinds through its clean-up; a second signal during the clean-up is ignored."""
+
+    def handler(signum, frame):
+        for s in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(s, signal.SIG_IGN)
+        raise Interrupted(signum)
+
+    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+def _dashboard_line(cfg: RunConfig, link: str | None) -> str:
+    """``dashboard: URL``, saying which port was asked for when it was busy."""
+    if not link:
+        return "dashboard: none"
+    asked = cfg.cluster.dashboard_address.rpartition(":")[2]
+    got = urllib.parse.urlsplit(link).port
+    embedded = not (cfg.cluster.scheduler or cfg.cluster.scheduler_file)
+    if embedded and asked.isdigit() and int(asked) > 0 and got and got != int(asked):
+        return f"dashboard: {link} (on :{got}; {asked} busy)"
+    return f"dashboard: {link}"
+
+
+def cmd_run(a: argparse.Namespace, argv: list[str]) -> int:
+    from . import read, store
+
+    a.log_level = a.log_level or "info"
     try:
         cfg = config_from_args(a)
         read.list_inputs(cfg.inputs)  # a missing input is a usage error, before any cluster
     except (ConfigError, read.InputError) as e:
         return _usage_error("dask-pipeline run", str(e))
-    if cfg.out.exists() and not cfg.out.is_dir():
-        return _usage_error("dask-pipeline run", f"--out: {cfg.out} exists and is not a directory")
-
-    from . import cluster, pipeline, summary
-
+    problem = _writable_dir("--out", cfg.out)
+    if problem:
+        return _usage_error("dask-pipeline run", problem)
+    out = cfg.out.absolute()
     t0 = time.perf_counter()
     try:
+        with _signals_stop_the_run(), store.lock(out):
+            try:
+                result = _run_on_cluster(a, cfg, argv)
+            finally:
+                store.prune(out)  # whatever a stopped run's tasks still wrote
+    except Interrupted as e:
+        code = 128 + e.signum
+        lead = "\n" if sys.stderr.isatty() else ""  # after a ^C or a progress bar
+        sys.stderr.write(
+            f"{lead}dask-pipeline run: stopped by {e}, nothing committed "
+            f"(the previous tables are intact); exit {code}\n"
+        )
+        return code
+    except store.Busy as e:
+        print(f"dask-pipeline run: failed, nothing committed: {e}", file=sys.stderr)
+        return 1
+    if result is None:
+        return 1
+    if _shows(a, "warning"):
+        for w in result.warnings:
+            print(f"warning: {w}", file=sys.stderr)
+    if _shows(a, "info"):
+        from . import summary
+
+        print(summary.terminal_summary(result.out, result.summary, time.perf_counter() - t0))
+    return 0
+
+
+def _run_on_cluster(a: argparse.Namespace, cfg: RunConfig, argv: list[str]):
+    """Connect (or start the embedded cluster) and run; the RunResult, or None after a
+    failure reported on one line."""
+    from . import cluster, pipeline
+
+    try:
         with cluster.connect(cfg.cluster) as client:
-            link = cluster.dashboard_link(client)
-            if not a.quiet:
+            line = _dashboard_line(cfg, cluster.dashboard_link(client))
+            if _shows(a, "info"):
                 where = (
                     cfg.cluster.scheduler or cfg.cluster.scheduler_file or "embedded LocalCluster"
                 )
-                print(f"cluster: {where}; dashboard: {link or 'none'}", file=sys.stderr)
-            result = pipeline.run(cfg, client, argv)
+                print(f"cluster: {where}; {line}", file=sys.stderr)
+            elif _shows(a, "warning"):
+                print(line, file=sys.stderr)
+            return pipeline.run(cfg, client, argv, locked=True)
     except pipeline.RunFailed as e:
         print(f"dask-pipeline run: failed, nothing committed: {e}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("dask-pipeline run: interrupted, nothing committed", file=sys.stderr)
-        return 1
     except Exception as e:  # noqa: BLE001 - a lost scheduler, a full disk...: one clear line
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         print(
@@ -251,17 +396,26 @@ def cmd_run(a: argparse.Namespace, argv: list[str]) -> int:
         )
         if os.environ.get("DASK_PIPELINE_DEBUG"):
             raise
-        return 1
-    for w in result.warnings:
-        print(f"warning: {w}", file=sys.stderr)
-    if not a.quiet:
-        print(summary.terminal_summary(result.out, result.summary, time.perf_counter() - t0))
-    return 0
+    return None
+
+
+def _writable_dir(option: str, path: Path) -> str | None:
+    """Why ``path`` cannot be used as an output directory, or None when it can."""
+    if path.exists() and not path.is_dir():
+        return f"{option}: {path} exists and is not a directory"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        return f"{option}: cannot create {path}: {e.strerror}"
+    return None
 
 
 def cmd_generate(a: argparse.Namespace) -> int:
     from .generate import generate
 
+    problem = _writable_dir("--out", a.out)
+    if problem:
+        return _usage_error("dask-pipeline generate", problem)
     try:
         res = generate(
             a.out,
@@ -275,6 +429,9 @@ def cmd_generate(a: argparse.Namespace) -> int:
         )
     except ValueError as e:
         return _usage_error("dask-pipeline generate", str(e))
+    except OSError as e:  # a full disk, a file vanishing under us: one line, not a traceback
+        print(f"dask-pipeline generate: failed: {e}", file=sys.stderr)
+        return 1
     print(
         f"wrote {res.lines} lines in {len(res.files)} files under {a.out} (staff: {res.staff_file})"
     )
@@ -287,7 +444,15 @@ def cmd_report(a: argparse.Namespace) -> int:
     html = a.html or (a.out_dir / "report.html")
     if not (a.out_dir / "video_stats").exists():
         return _usage_error("dask-pipeline report", f"{a.out_dir} holds no tables of a run")
-    path = report.write_report(a.out_dir, html)
+    if html.is_dir():
+        return _usage_error("dask-pipeline report", f"--html: {html} is a directory; give a file")
+    if html.parent.exists() and not html.parent.is_dir():
+        return _usage_error("dask-pipeline report", f"--html: {html.parent} is not a directory")
+    try:
+        path = report.write_report(a.out_dir, html)
+    except OSError as e:
+        print(f"dask-pipeline report: cannot write {html}: {e.strerror or e}", file=sys.stderr)
+        return 1
     print(f"report: {path}")
     return 0
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import warnings
 from collections.abc import Iterator
 
 from dask.utils import parse_timedelta
@@ -78,12 +79,11 @@ def _quiet_client_logs() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def connect(
-    opts: ClusterOptions, timeout: str = "30s", lost_after: str = "10s"
-) -> Iterator[Client]:
+def connect(opts: ClusterOptions, lost_after: str = "10s") -> Iterator[Client]:
     """A client for the run; closes what it started when done.
 
-    With an existing scheduler: connecting may take up to ``timeout``; once connected, a
+    With an existing scheduler: connecting may take up to ``opts.connect_timeout``; once
+    connected, a
     scheduler that stops answering for ``lost_after`` ends the run with SchedulerLost (a
     RunFailed, so nothing is committed), and one that cannot be reached at all raises
     SchedulerUnreachable.
@@ -91,7 +91,7 @@ def connect(
     sec = security(opts)
     if opts.scheduler or opts.scheduler_file:
         where = opts.scheduler or f"in {opts.scheduler_file}"
-        kwargs = {"timeout": timeout}
+        kwargs = {"timeout": opts.connect_timeout}
         if sec is not None:
             kwargs["security"] = sec
         with _quiet_client_logs():
@@ -130,15 +130,19 @@ def connect(
                 client.close()
         return
     workers, threads = default_size()
-    cluster = LocalCluster(
-        n_workers=opts.workers or workers,
-        threads_per_worker=opts.threads_per_worker or threads,
-        memory_limit=opts.memory_limit or "auto",
-        dashboard_address=opts.dashboard_address,
-        host="127.0.0.1",
-        processes=True,
-        silence_logs=40,  # logging.ERROR: the terminal shows our progress, not worker chatter
-    )
+    with warnings.catch_warnings():
+        # a busy dashboard port: the CLI says so on its dashboard line, not as a warning
+        warnings.filterwarnings("ignore", message=r"Port \d+ is already in use")
+        cluster = LocalCluster(
+            n_workers=opts.workers or workers,
+            threads_per_worker=opts.threads_per_worker or threads,
+            memory_limit=opts.memory_limit or "auto",
+            dashboard_address=opts.dashboard_address,
+            host="127.0.0.1",
+            processes=True,
+            # the terminal shows our progress, not worker chatter (unless --verbose)
+            silence_logs=logging.getLevelName(opts.dask_log_level),
+        )
     try:
         with Client(cluster) as client:
             yield client

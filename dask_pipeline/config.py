@@ -30,6 +30,9 @@ class ClusterOptions:
     tls_ca_file: Path | None = None
     tls_cert: Path | None = None
     tls_key: Path | None = None
+    connect_timeout: float = 30.0
+    #: Dask's own log records at WARNING and above are shown (``-v``: INFO and above)
+    dask_log_level: str = "ERROR"
 
 
 @dataclass(frozen=True)
@@ -72,11 +75,76 @@ class RunConfig:
         return None if s is None else s - int(self.lookback_hours * 3600 * 1_000_000)
 
 
-def parse_date(text: str, option: str) -> dt.date:
+#: Words a scheduler's command line may use instead of a date, as days before today
+RELATIVE_DAYS = {"today": 0, "yesterday": 1}
+
+
+def today_in(tz: str) -> dt.date:
+    """The current local date in ``tz``."""
+    return dt.datetime.now(ZoneInfo(check_tz(tz))).date()
+
+
+def parse_date(text: str, option: str, today: dt.date | None = None) -> dt.date:
+    """A day given as YYYY-MM-DD, ``today`` or ``yesterday`` (relative to ``today``)."""
+    word = text.strip().lower()
+    if word in RELATIVE_DAYS:
+        if today is None:
+            raise ConfigError(f"{option}: {text!r} needs a time zone to know today")
+        return today - dt.timedelta(days=RELATIVE_DAYS[word])
     try:
         return dt.date.fromisoformat(text)
     except ValueError:
-        raise ConfigError(f"{option}: expected a date YYYY-MM-DD, got {text!r}") from None
+        raise ConfigError(
+            f"{option}: expected a date YYYY-MM-DD, 'today' or 'yesterday', got {text!r}"
+        ) from None
+
+
+def resolve_window(
+    since: str | None,
+    until: str | None,
+    days: int | None,
+    tz: str,
+    today: dt.date | None = None,
+) -> tuple[dt.date | None, dt.date | None]:
+    """The window's first and last local day from --since/--until/--days; ``--days N`` is
+    the last N complete local days in ``tz`` (yesterday and the N - 1 days before it)."""
+    relative = [x for x in (since, until) if x and x.strip().lower() in RELATIVE_DAYS]
+    if today is None and (days is not None or relative):
+        today = today_in(tz)
+    if days is not None:
+        if since or until:
+            raise ConfigError("give --days or --since/--until, not both")
+        if days < 1:
+            raise ConfigError("--days: must be 1 or more")
+        return today - dt.timedelta(days=days), today - dt.timedelta(days=1)
+    first = parse_date(since, "--since", today) if since else None
+    last = parse_date(until, "--until", today) if until else None
+    return first, last
+
+
+def check_memory_limit(text: str | None) -> str | None:
+    """What Dask accepts as a worker's memory limit: ``auto``, a size (``2GiB``, ``500MB``,
+    a byte count), a fraction of the machine's memory (``0.5``), or 0 for none."""
+    if text is None or text == "auto":
+        return text
+    from dask.utils import parse_bytes
+
+    try:
+        fraction = float(text)
+    except ValueError:
+        fraction = None
+    if fraction is not None and 0 < fraction <= 1:
+        return text
+    try:
+        n = parse_bytes(text)
+    except (ValueError, TypeError):
+        n = -1
+    if n < 0:
+        raise ConfigError(
+            f"--memory-limit: expected a size such as 2GiB or 500MB, a fraction such as 0.5, "
+            f"or auto; got {text!r}"
+        )
+    return text
 
 
 def check_tz(tz: str) -> str:
@@ -128,6 +196,9 @@ def validate(cfg: RunConfig) -> RunConfig:
             "--workers/--threads-per-worker/--memory-limit size an embedded cluster; "
             "they cannot be used with --scheduler or --scheduler-file"
         )
+    check_memory_limit(c.memory_limit)
+    if not c.connect_timeout > 0:
+        raise ConfigError("--connect-timeout: must be more than 0 seconds")
     for name in ("workers", "threads_per_worker"):
         v = getattr(c, name)
         if v is not None and v < 1:

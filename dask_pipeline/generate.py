@@ -1228,6 +1228,10 @@ def generate(
         raise ValueError("users, courses, days and videos_per_course must be >= 1")
     if lines is not None and lines < 1:
         raise ValueError("lines must be >= 1")
+    try:
+        dt.date.fromisoformat(start)
+    except (TypeError, ValueError):
+        raise ValueError(f"start: expected a date YYYY-MM-DD, got {start!r}") from None
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     g = _Generator(out, users, courses, days, seed, start, videos_per_course, lines)

@@ -388,17 +388,19 @@ def _replaced_dates(cfg: RunConfig, stats: list[dict]) -> list[str]:
     return out
 
 
-def run(cfg: RunConfig, client, argv: list[str] | None = None) -> RunResult:
+def run(cfg: RunConfig, client, argv: list[str] | None = None, locked: bool = False) -> RunResult:
     """Run the job on ``client``'s cluster and commit a new version of the tables.
 
     Raises RunFailed (nothing committed) when no input line could be read at all or the
     cluster fails, or another run holds the output directory; the previous version then
-    stays current.
+    stays current. ``locked``: the caller already holds the output directory's lock.
     """
     paths = read.list_inputs(cfg.inputs)
     parts = read.plan_parts(paths)
     out = Path(cfg.out).absolute()  # workers may not share this process's working directory
     out.mkdir(parents=True, exist_ok=True)
+    if locked:
+        return _run_locked(cfg, client, argv, paths, parts, out)
     try:
         with store.lock(out):
             return _run_locked(cfg, client, argv, paths, parts, out)

@@ -78,7 +78,10 @@ def _list(inputs: Sequence[str]) -> list[str]:
             continue
         arg = arg.removeprefix("file://")
         if os.path.isdir(arg):
-            out += _dir_files(arg)
+            files = _dir_files(arg)
+            if not files:
+                raise InputError(f"no file in directory {arg!r}")
+            out += files
         elif glob.has_magic(arg):
             found = sorted(p for p in glob.glob(arg) if os.path.isfile(p))
             if not found:

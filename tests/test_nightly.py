@@ -1,0 +1,228 @@
+"""Issue 10: nightly runs from cron and batch schedulers (SPEC §7).
+
+Fail fast before any cluster (no inputs, a held lock, a bad memory limit), no traceback for a
+user mistake, relative windows, the log levels and dashboard line, the connect timeout,
+signals, and the course team remembered across runs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from dask_pipeline import cli
+from dask_pipeline.config import ConfigError, resolve_window, today_in
+
+RUN_TIMEOUT = 300
+
+
+def _cli(*args: str, timeout: float = RUN_TIMEOUT) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "dask_pipeline", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def _one_line(stderr: str) -> str:
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1, stderr
+    assert "Traceback" not in stderr
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def logs(tmp_path_factory) -> Path:
+    from dask_pipeline.generate import generate
+
+    res = generate(tmp_path_factory.mktemp("nightly") / "logs", users=12, courses=2, days=2, seed=5)
+    return res.files[0].parent
+
+
+# ================================================================== 4. fail fast
+@pytest.mark.parametrize("kind", ["empty_dir", "glob"])
+def test_no_inputs_is_a_usage_error_before_any_cluster(tmp_path, kind):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    arg = str(empty) if kind == "empty_dir" else str(tmp_path / "tracking.log-*.gz")
+    t = time.perf_counter()
+    r = _cli("run", arg, "--out", str(tmp_path / "out"), timeout=60)
+    assert r.returncode == 2
+    line = _one_line(r.stderr)
+    assert "error:" in line and ("no file" in line)
+    assert time.perf_counter() - t < 10  # no cluster was started (it used to fail after 13 s)
+    assert not (tmp_path / "out").exists()
+
+
+def test_memory_limit_not_a_size_is_a_usage_error(tmp_path, logs):
+    r = _cli("run", str(logs), "--out", str(tmp_path / "out"), "--memory-limit", "lots")
+    assert r.returncode == 2
+    assert "--memory-limit" in _one_line(r.stderr)
+    for good in ("2GiB", "500MB", "0.5", "auto", "0"):
+        assert cli.config_from_args(_run_args(logs, tmp_path, "--memory-limit", good))
+
+
+def test_lock_is_taken_before_the_cluster_starts(tmp_path, logs):
+    """A second run into a directory another run holds is refused at once, without starting
+    a cluster (it used to start one and be refused ~30 s later)."""
+    out = tmp_path / "out"
+    out.mkdir()
+    fd = os.open(out / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        t = time.perf_counter()
+        r = _cli("run", str(logs), "--out", str(out), "--dashboard-address", "127.0.0.1:0")
+        took = time.perf_counter() - t
+    finally:
+        os.close(fd)
+    assert r.returncode == 1
+    line = _one_line(r.stderr)
+    assert "another run" in line and "cluster:" not in r.stderr
+    assert took < 10
+    assert not (out / ".versions").exists()
+
+
+# ================================================================== 6. no tracebacks
+def test_generate_out_on_a_regular_file_is_one_line(tmp_path):
+    f = tmp_path / "afile"
+    f.write_text("x")
+    for out in (f, f / "sub"):
+        r = _cli("generate", "--out", str(out), "--users", "2", "--days", "1")
+        assert r.returncode == 2
+        assert "--out" in _one_line(r.stderr)
+    assert f.read_text() == "x"
+
+
+def test_generate_bad_start_names_the_option(tmp_path):
+    r = _cli("generate", "--out", str(tmp_path / "g"), "--start", "2026-13-01")
+    assert r.returncode == 2
+    assert "--start" in _one_line(r.stderr)
+    assert not (tmp_path / "g").exists()
+    from dask_pipeline.generate import generate
+
+    with pytest.raises(ValueError, match="start"):
+        generate(tmp_path / "g2", start="05/01/2026")
+    assert not (tmp_path / "g2").exists()
+
+
+def test_report_html_on_a_directory_is_one_line_and_leaves_no_temp(tmp_path):
+    from dask_pipeline import schema, store
+
+    out = tmp_path / "out"
+    store.ensure_empty_tables(out)  # a run's (empty) tables are enough to get past the check
+    assert (out / "video_stats").is_dir() and "video_stats" in schema.TABLES
+    target = tmp_path / "html"
+    target.mkdir()
+    r = _cli("report", str(out), "--html", str(target))
+    assert r.returncode == 2
+    assert "--html" in _one_line(r.stderr)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["html", "out"]
+    assert list(target.iterdir()) == []
+
+
+# ================================================================== 7. relative windows
+def test_days_is_the_last_complete_local_days():
+    today = dt.date(2026, 3, 10)
+    assert resolve_window(None, None, 1, "UTC", today) == (dt.date(2026, 3, 9),) * 2
+    assert resolve_window(None, None, 3, "UTC", today) == (dt.date(2026, 3, 7), dt.date(2026, 3, 9))
+    assert resolve_window("yesterday", None, None, "UTC", today) == (dt.date(2026, 3, 9), None)
+    assert resolve_window("yesterday", "today", None, "UTC", today) == (
+        dt.date(2026, 3, 9),
+        dt.date(2026, 3, 10),
+    )
+    assert resolve_window("2026-03-01", None, None, "UTC", today) == (dt.date(2026, 3, 1), None)
+    with pytest.raises(ConfigError, match="--days"):
+        resolve_window("2026-03-01", None, 2, "UTC", today)
+    with pytest.raises(ConfigError, match="--since"):
+        resolve_window("tomorrow", None, None, "UTC", today)
+
+
+def _run_args(logs: Path, tmp_path: Path, *extra: str):
+    return cli.build_parser().parse_args(["run", str(logs), "--out", str(tmp_path / "o"), *extra])
+
+
+@pytest.mark.parametrize("tz", ["Pacific/Kiritimati", "Etc/GMT+12", "Europe/Paris"])
+def test_days_and_yesterday_follow_the_local_day_of_tz(tmp_path, logs, tz):
+    """Kiritimati (UTC+14) and GMT-12 are a whole day apart: 'yesterday' is each one's own."""
+    before = today_in(tz)
+    cfg = cli.config_from_args(_run_args(logs, tmp_path, "--days", "2", "--tz", tz))
+    y = cli.config_from_args(_run_args(logs, tmp_path, "--since", "yesterday", "--tz", tz))
+    after = today_in(tz)
+    assert any(
+        (cfg.since, cfg.until) == (d - dt.timedelta(days=2), d - dt.timedelta(days=1))
+        and y.since == d - dt.timedelta(days=1)
+        for d in {before, after}
+    )
+    assert y.until is None
+
+
+def test_days_and_since_together_is_a_usage_error(tmp_path, logs):
+    r = _cli("run", str(logs), "--out", str(tmp_path / "o"), "--days", "2", "--since", "today")
+    assert r.returncode == 2
+    assert "--days" in _one_line(r.stderr)
+
+
+# ================================================================== 9. logs and the dashboard
+def test_quiet_prints_the_dashboard_and_a_busy_port_is_one_line(tmp_path, logs):
+    """With the default dashboard port taken, the run says where the dashboard went on one
+    line (no Python warning), also with --quiet, and prints nothing else on success."""
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    port = busy.getsockname()[1]
+    try:
+        r = _cli(
+            "run", str(logs), "--out", str(tmp_path / "out"), "--workers", "1", "-q",
+            "--dashboard-address", f"127.0.0.1:{port}",
+        )  # fmt: skip
+    finally:
+        busy.close()
+    assert r.returncode == 0, r.stderr
+    line = _one_line(r.stderr)
+    assert line.startswith("dashboard: http://127.0.0.1:")
+    assert f"; {port} busy" in line and "Warning" not in r.stderr
+    assert r.stdout == ""
+
+
+def test_log_level_error_is_silent_and_verbose_shows_dask(tmp_path, logs):
+    r = _cli(
+        "run", str(logs), "--out", str(tmp_path / "out"), "--workers", "1",
+        "--log-level", "error", "--dashboard-address", "127.0.0.1:0",
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert r.stderr == "" and r.stdout == ""
+    r = _cli(
+        "run", str(logs), "--out", str(tmp_path / "out"), "--workers", "1", "-v",
+        "--dashboard-address", "127.0.0.1:0",
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "distributed.scheduler - INFO" in r.stderr
+    r = _cli("run", str(logs), "--out", str(tmp_path / "o2"), "-q", "-v")
+    assert r.returncode == 2
+
+
+def test_connect_timeout_bounds_an_unreachable_scheduler(tmp_path, logs):
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()  # nothing listens there now
+    t = time.perf_counter()
+    r = _cli(
+        "run", str(logs), "--out", str(tmp_path / "out"),
+        "--scheduler", f"tcp://127.0.0.1:{port}", "--connect-timeout", "2",
+    )  # fmt: skip
+    took = time.perf_counter() - t
+    assert r.returncode == 1
+    assert "cannot reach the scheduler" in _one_line(r.stderr)
+    assert took < 15  # the fixed timeout was 30 s
+    r = _cli("run", str(logs), "--out", str(tmp_path / "out"), "--connect-timeout", "0")
+    assert r.returncode == 2
