@@ -11,6 +11,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
+import threading
 import warnings
 from collections.abc import Iterator
 
@@ -79,6 +81,21 @@ def _quiet_client_logs() -> Iterator[None]:
 
 
 @contextlib.contextmanager
+def _children_ignore_sigint() -> Iterator[None]:
+    """Start worker processes with SIGINT ignored (an ignored signal stays ignored across
+    exec): a ^C in a terminal reaches the whole process group, and the run, not each worker,
+    answers it by stopping the cluster. A ^C while the workers start is ignored."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
+@contextlib.contextmanager
 def connect(opts: ClusterOptions, lost_after: str = "10s") -> Iterator[Client]:
     """A client for the run; closes what it started when done.
 
@@ -130,7 +147,7 @@ def connect(opts: ClusterOptions, lost_after: str = "10s") -> Iterator[Client]:
                 client.close()
         return
     workers, threads = default_size()
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _children_ignore_sigint():
         # a busy dashboard port: the CLI says so on its dashboard line, not as a warning
         warnings.filterwarnings("ignore", message=r"Port \d+ is already in use")
         cluster = LocalCluster(

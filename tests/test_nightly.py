@@ -226,3 +226,61 @@ def test_connect_timeout_bounds_an_unreachable_scheduler(tmp_path, logs):
     assert took < 15  # the fixed timeout was 30 s
     r = _cli("run", str(logs), "--out", str(tmp_path / "out"), "--connect-timeout", "0")
     assert r.returncode == 2
+
+
+# ================================================================== 8. signals
+@pytest.fixture(scope="module")
+def big_logs(tmp_path_factory) -> Path:
+    """Enough lines that a run is still reading when the signal comes."""
+    from dask_pipeline.generate import generate
+
+    res = generate(
+        tmp_path_factory.mktemp("big") / "logs", users=150, courses=2, days=3, seed=9, lines=150_000
+    )
+    return res.files[0].parent
+
+
+def _tables_digest(out: Path) -> dict:
+    from dask_pipeline import schema, store
+
+    return {t: store.read_table(out, t).to_json() for t in schema.TABLES}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum,to_group", [(2, True), (15, False)])
+def test_signal_stops_the_run_cleanly(tmp_path, logs, big_logs, signum, to_group):
+    """SIGINT (a ^C reaches the whole process group) exits 130, SIGTERM (cron, SLURM,
+    Kubernetes) 143: one line, on its own line, staging removed, previous tables intact."""
+    out = tmp_path / "out"
+    r = _cli("run", str(logs), "--out", str(out), "--workers", "1", "-q",
+             "--dashboard-address", "127.0.0.1:0")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    current = os.readlink(out / "current")
+    before = _tables_digest(out)
+    p = subprocess.Popen(
+        [sys.executable, "-m", "dask_pipeline", "run", str(big_logs), "--out", str(out),
+         "--workers", "2", "--dashboard-address", "127.0.0.1:0"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
+    try:
+        versions = out / ".versions"
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and p.poll() is None:
+            if any((v / "_parts").is_dir() for v in versions.iterdir()):
+                break  # the new version is being built: the workers are reading
+            time.sleep(0.2)
+        assert p.poll() is None, "the run ended before it could be stopped"
+        time.sleep(1.0)
+        (os.killpg if to_group else os.kill)(p.pid, signum)
+        _, err = p.communicate(timeout=120)
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, 9)
+    assert p.returncode == 128 + signum, (p.returncode, err)
+    last = err.splitlines()[-1]
+    assert last.startswith("dask-pipeline run: stopped by SIG") and "nothing committed" in last
+    assert "Traceback" not in err and err.endswith("\n")
+    assert sum("stopped by" in ln for ln in err.splitlines()) == 1
+    assert os.readlink(out / "current") == current
+    assert [v.name for v in versions.iterdir()] == [Path(current).name]  # staging removed
+    assert _tables_digest(out) == before
