@@ -66,7 +66,7 @@ def seed_reference(events: list[dict]) -> list[tuple]:
 def _segments_rows(out: Path) -> list[tuple]:
     seg = store.read_table(out, "segments")
     return sorted(
-        (r.course_id, r.video_id, r.username, r.time.to_pydatetime(), r.start, r.end)
+        (r.course_id, r.video_id, r.username, r.time.to_pydatetime(), r.start_offset, r.end_offset)
         for r in seg.itertuples()
     )
 
@@ -314,7 +314,7 @@ def test_bad_lines_counted_written_and_good_lines_kept(dask_client, tmp_path):
     assert f["lines"] == len(body) == f["accepted"] + f["skipped"] + f["rejected_total"]
     assert f["skipped"] == 2 and f["rejected"] == {r: 1 for r in bad}
     seg = store.read_table(tmp_path / "out", "segments")
-    assert seg[["start", "end"]].values.tolist() == [[0.0, 8.0]]
+    assert seg[["start_offset", "end_offset"]].values.tolist() == [[0.0, 8.0]]
 
 
 def test_damaged_files_reported_and_good_ones_processed(dask_client, tmp_path):
