@@ -42,6 +42,19 @@ def video_partials(events: pd.DataFrame) -> pd.DataFrame:
     return conform(out.rename(columns={"size": "n", "max": "duration"}), schema.VIDEO_PARTIALS)
 
 
+def user_video_partials(events: pd.DataFrame, dates: pd.Series) -> pd.DataFrame:
+    """Per (course_id, video_id, code, username, date) of ``events`` (``dates``: each event's
+    local date): ``n`` events and the largest positive ``duration`` (schema.USER_VIDEOS).
+    ``combine_videos`` takes these like any partials."""
+    keys = [*_VIDEO_KEYS, "code", "username", "date"]
+    df = events[[*_VIDEO_KEYS, "code", "username", "duration"]].assign(date=dates.to_numpy())
+    df = df.loc[df["course_id"].notna() & df["video_id"].notna()]
+    df = df.assign(duration=df["duration"].where(df["duration"] > 0))
+    g = df.groupby(keys, dropna=False, sort=False, observed=True)["duration"]
+    out = g.agg(["size", "max"]).reset_index()
+    return conform(out.rename(columns={"size": "n", "max": "duration"}), schema.USER_VIDEOS)
+
+
 def combine_videos(partials: pd.DataFrame, previous: pd.DataFrame | None = None) -> pd.DataFrame:
     """``schema.VIDEOS`` from any number of ``video_partials`` frames concatenated.
 

@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 from dask import delayed
 
-from . import __version__, decode, filters, metrics, read, schema, segments, store, vocabulary
+from . import __version__, decode, filters, metrics, read, schema, segments, store, team, vocabulary
 from .config import RunConfig
 
 #: Dask's task-based shuffle: its fixed cost is far below P2P's for the few partitions a
@@ -113,8 +113,10 @@ def stage_part(
         if gc_was:
             gc.enable()
     d = dec.finish()
-    partials = metrics.video_partials(d.events)
-    staged = _staged(d.events[d.events["event_type"].isin(RULE_EVENTS)], d.activity)
+    # every video event goes on to the user stage: videos and durations are taken there,
+    # from the events that survive the filters (SPEC §4)
+    partials = metrics.video_partials(d.events.iloc[:0])
+    staged = _staged(d.events, d.activity)
     rejects = d.rejects.assign(part=np.full(len(d.rejects), index, "int64"))
     stats = {
         "part": index,
@@ -189,11 +191,23 @@ def user_stage(
     until_us: int | None,
     tz: str,
     key: bytes | None,
+    known: team.Members = frozenset(),
 ) -> dict:
-    """Filter one user partition, build its segments, write them; return counts and dates."""
+    """Filter one user partition (the filters of SPEC §4 and every ``known`` course-team
+    member), build its segments and per-user video partials, write them; return counts,
+    dates and the course team the partition reveals."""
     t0 = time.perf_counter()
+    stored_name = None if key is None else (lambda u: pseudonym(key, u))
+    evs, activity = filters.split_staged(part)
+    found = team.found(activity, evs, staff)
+    if key is not None and len(found):
+        found["username"] = pd.array(found["username"].map(stored_name), dtype=schema.STR)
+    part, n_known = team.drop_known(part, known, stored_name)
     events, counts = filters.apply_filters(part, staff, min_events)
+    counts["known_course_team_rows"] = n_known
     t1 = time.perf_counter()
+    _write_user_videos(events, index, stage, since_us, until_us, tz, stored_name)
+    events = events[events["event_type"].isin(RULE_EVENTS)].reset_index(drop=True)
     segs, rule_counts = segments.RULES[rules](events)
     counts.update({f"{rules}.{k}": v for k, v in rule_counts.items()})
     t2 = time.perf_counter()
@@ -215,8 +229,25 @@ def user_stage(
     return {
         "counts": dict(counts),
         "dates": dates,
+        "team": found,
         "seconds": {"filter": t1 - t0, "segments": t2 - t1, "write_segments": t3 - t2},
     }
+
+
+def _write_user_videos(events, index, stage, since_us, until_us, tz, stored_name) -> None:
+    """The partition's per-user video partials of the window's days, stored by day."""
+    us = events["time"].astype("int64").to_numpy()
+    inside = np.ones(len(events), bool)
+    if since_us is not None:
+        inside &= us >= since_us
+    if until_us is not None:
+        inside &= us < until_us
+    ev = events[inside]
+    partials = metrics.user_video_partials(ev, _local_dates(ev["time"], tz))
+    if stored_name is not None and len(partials):
+        names = {u: stored_name(u) for u in partials["username"].unique()}
+        partials["username"] = pd.array(partials["username"].map(names), dtype=schema.STR)
+    store.write_user_videos_part(Path(stage), f"{index:06d}", partials)
 
 
 # ------------------------------------------------------------------ stage 3: videos
@@ -418,6 +449,58 @@ def _replaced_dates(cfg: RunConfig, stats: list[dict]) -> list[str]:
     return out
 
 
+def _carry_over(previous: Path | None, stage: Path, replaced: list[str]) -> list[str]:
+    """Link the previous version's segment and per-user video days that this run does not
+    replace into the new version; returns the segment days kept."""
+    if previous is None:
+        return []
+    gone = set(replaced)
+    kept = [d for d in store.segment_dates(previous) if d not in gone]
+    store.link_segment_days(previous, stage, kept)
+    uv_days = [
+        p.name.split("=", 1)[1] for p in sorted((previous / store.USER_VIDEOS).glob("date=*"))
+    ]
+    store.link_user_videos_days(previous, stage, [d for d in uv_days if d not in gone])
+    return kept
+
+
+def _course_team(user_results: list[dict], previous: pd.DataFrame | None, replaced: list[str]):
+    """The merged course_team table: earlier runs' members and this run's."""
+    found = [r["team"] for r in user_results]
+    new = (
+        pd.concat(found, ignore_index=True)
+        if found
+        else schema.empty({"course_id": schema.STR, "username": schema.STR, "known_by": schema.STR})
+    )
+    first = dt.date.fromisoformat(replaced[0]) if replaced else None
+    last = dt.date.fromisoformat(replaced[-1]) if replaced else None
+    return team.merge(new.drop_duplicates(["course_id", "username"]), previous, first, last)
+
+
+def _forget_new_members(
+    stage: Path, kept_days: list[str], course_team: pd.DataFrame, known: team.Members
+) -> dict:
+    """Remove users who turned out to be course team in this run from the segment days kept
+    from earlier runs (SPEC §7: also for days processed before the user was known)."""
+    new = team.members(course_team) - known
+    n = 0
+    if new and kept_days:
+        n = store.drop_rows_in_days(
+            stage, "segments", kept_days, lambda df: team.known_mask(df, new)
+        )
+    return {"course_team_segments_removed_from_earlier_days": n}
+
+
+def _videos(stage: Path, previous: Path | None, course_team: pd.DataFrame) -> pd.DataFrame:
+    """``videos`` from every stored day of per-user partials less every known course-team
+    member; a version from before those partials is merged in the old way."""
+    partials, _ = team.drop_known(store.read_user_videos(stage), team.members(course_team))
+    old = None
+    if previous is not None and not store.has_user_videos(previous):
+        old = store.read_table(previous, "videos")
+    return metrics.combine_videos(partials, old)
+
+
 def run(cfg: RunConfig, client, argv: list[str] | None = None, locked: bool = False) -> RunResult:
     """Run the job on ``client``'s cluster and commit a new version of the tables.
 
@@ -456,6 +539,8 @@ def _run_locked(
     window = decode.Window(cfg.since_us, cfg.until_us, cfg.events_from_us)
     key = cfg.pseudonymize_key
     workers_at_start = len(client.scheduler_info().get("workers", {}))
+    prev_team = store.read_table(previous, "course_team") if previous is not None else None
+    known = team.members(prev_team)
     try:
         # -- graph 1: read, decode, shuffle by user, filter, segments ---------------------
         t = time.perf_counter()
@@ -490,6 +575,7 @@ def _run_locked(
                 cfg.until_us,
                 cfg.tz,
                 key,
+                known,
                 dask_key_name=f"user-stage-{run_id}-{i}",
             )
             for i, p in enumerate(by_user.to_delayed())
@@ -511,21 +597,14 @@ def _run_locked(
 
         # -- between the graphs: videos, rejects, carried-over segment days -------------
         t = time.perf_counter()
-        partials = store.read_side(stage, "videos")
-        prev_videos = store.read_table(previous, "videos") if previous else None
-        videos = metrics.combine_videos(
-            partials
-            if partials is not None
-            else metrics.video_partials(schema.empty(schema.EVENTS)),
-            prev_videos,
-        )
-        store.write_table_part(stage, "videos", "000000", videos)
         n_rejects = _commit_rejects(stage, stats)
         replaced = _replaced_dates(cfg, stats)
-        kept_days: list[str] = []
-        if previous is not None:
-            kept_days = [d for d in store.segment_dates(previous) if d not in set(replaced)]
-            store.link_segment_days(previous, stage, kept_days)
+        kept_days = _carry_over(previous, stage, replaced)
+        course_team = _course_team(user_results, prev_team, replaced)
+        store.write_table_part(stage, "course_team", "000000", course_team)
+        counts_between = _forget_new_members(stage, kept_days, course_team, known)
+        videos = _videos(stage, previous, course_team)
+        store.write_table_part(stage, "videos", "000000", videos)
         timings["videos_rejects"] = round(time.perf_counter() - t, 3)
 
         # -- graph 2: per-video tables from every stored segment --------------------------
@@ -571,7 +650,9 @@ def _run_locked(
         counts = _merge_counts(s["counts"] for s in stats)
         counts.update(_merge_counts(r["counts"] for r in user_results))
         counts.update(_merge_counts(r["counts"] for r in video_results))
+        counts.update(counts_between)
         counts["rejected_lines"] = n_rejects
+        counts["course_team_known"] = len(course_team)
         counts["videos"] = len(videos)
         task_seconds = _sum_seconds(
             [s["seconds"] for s in stats]

@@ -168,6 +168,19 @@ VIDEO_PARTIALS: Schema = {
     "duration": F64,
 }
 
+#: Per (course_id, video_id, code, username, date) of the events that survive the filters:
+#: stored day by day beside the segments (not a public table), so that ``videos`` is rebuilt
+#: from every stored day less every known course-team user.
+USER_VIDEOS: Schema = {
+    "course_id": STR,
+    "video_id": STR,
+    "code": STR,
+    "username": STR,
+    "n": I64,
+    "duration": F64,
+    "date": STR,
+}
+
 VIDEOS = Table(
     row="video (course_id, video_id)",
     keys=("course_id", "video_id"),
@@ -307,6 +320,33 @@ COURSE_STATS = Table(
     },
 )
 
+#: The course team as known from every run so far (SPEC §4, §7).
+COURSE_TEAM = Table(
+    row="course-team member (course_id, username)",
+    keys=("course_id", "username"),
+    doc="Users known as course team in a course, remembered run by run: their events are "
+    "left out of every other table, also on days processed before they were known.",
+    columns={
+        "course_id": COURSE_ID,
+        "username": Column(
+            STR,
+            "The course-team member's username, or with `--pseudonymize-key-env` its "
+            "keyed HMAC-SHA256 pseudonym (as in the other tables).",
+        ),
+        "known_by": Column(
+            STR,
+            "How the user was known: `event` (an event whose type names studio or "
+            "instructor, in that course) or `staff_list` (only by `--staff-file`).",
+        ),
+        "first_seen": Column(
+            DATE, "First local day of the earliest run that knew the user as course team.", "date"
+        ),
+        "last_seen": Column(
+            DATE, "Last local day of the latest run that knew the user as course team.", "date"
+        ),
+    },
+)
+
 #: A line that could not be used (SPEC §3).
 REJECTS = Table(
     row="rejected input line",
@@ -334,6 +374,7 @@ TABLES: dict[str, Table] = {
     "video_timeline": VIDEO_TIMELINE,
     "video_daily": VIDEO_DAILY,
     "course_stats": COURSE_STATS,
+    "course_team": COURSE_TEAM,
 }
 
 #: Every table under the output directory, for the reference: TABLES and rejects.

@@ -276,3 +276,63 @@ def lock(out: str | Path) -> Iterator[None]:
 def abandon(out: str | Path, run_id: str) -> None:
     """Remove a run's unfinished version directory (the committed state is untouched)."""
     shutil.rmtree(version_dir(out, run_id), ignore_errors=True)
+
+
+# ------------------------------------------------------------------ per-user video partials
+#: Hidden table beside the segments: schema.USER_VIDEOS by day, for rebuilding ``videos``
+USER_VIDEOS = "_user_videos"
+
+
+def write_user_videos_part(stage: Path, part: int | str, df: pd.DataFrame) -> None:
+    """One user partition's per-user video partials, by local day (Hive style)."""
+    df = schema.conform(df, schema.USER_VIDEOS)
+    cols = [c for c in schema.USER_VIDEOS if c != "date"]
+    for date, grp in df.groupby("date", sort=True):
+        write_parquet(grp[cols], stage / USER_VIDEOS / f"date={date}" / f"part-{part}.parquet")
+
+
+def link_user_videos_days(previous: Path, stage: Path, dates: Iterable[str]) -> None:
+    """Carry the previous version's per-user video partials of ``dates`` over (hard links)."""
+    for date in dates:
+        src = previous / USER_VIDEOS / f"date={date}"
+        if not src.is_dir():
+            continue
+        dst = stage / USER_VIDEOS / f"date={date}"
+        dst.mkdir(parents=True, exist_ok=True)
+        for f in sorted(src.glob("*.parquet")):
+            target = dst / (f.name if f.name.startswith("prev-") else f"prev-{f.name}")
+            try:
+                os.link(f, target)
+            except OSError:
+                shutil.copy2(f, target)
+
+
+def has_user_videos(version: Path) -> bool:
+    """Whether a version stores per-user video partials (versions before them do not)."""
+    return (version / USER_VIDEOS).is_dir()
+
+
+def read_user_videos(version: Path) -> pd.DataFrame:
+    """Every stored day of per-user video partials (schema.USER_VIDEOS)."""
+    frames = [
+        pd.read_parquet(f).assign(date=f.parent.name.split("=", 1)[1])
+        for f in sorted((version / USER_VIDEOS).glob("date=*/*.parquet"))
+    ]
+    if not frames:
+        return schema.empty(schema.USER_VIDEOS)
+    return schema.conform(pd.concat(frames, ignore_index=True), schema.USER_VIDEOS)
+
+
+def drop_rows_in_days(stage: Path, table: str, dates: Iterable[str], gone) -> int:
+    """Rewrite the files of ``table``'s ``dates`` in a version being built without the rows
+    for which ``gone(frame)`` is true (a boolean array); returns the rows removed. Files are
+    replaced, never edited: a hard-linked file of the previous version stays as it was."""
+    removed = 0
+    for date in dates:
+        for f in sorted((stage / table / f"date={date}").glob("*.parquet")):
+            df = pd.read_parquet(f)
+            mask = gone(df)
+            if mask.any():
+                write_parquet(df[~mask], f)
+                removed += int(mask.sum())
+    return removed

@@ -284,3 +284,107 @@ def test_signal_stops_the_run_cleanly(tmp_path, logs, big_logs, signum, to_group
     assert os.readlink(out / "current") == current
     assert [v.name for v in versions.iterdir()] == [Path(current).name]  # staging removed
     assert _tables_digest(out) == before
+
+
+# ================================================================== 1-2. course team across runs
+COURSE = "course-v1:Nightly+T1+2026"
+
+
+def _viewing(user: str, video: str, day: int, hour: int, duration: float, end: float) -> list[str]:
+    from tests.conftest import video_line
+
+    t0 = dt.datetime(2026, 1, day, hour, 0, tzinfo=dt.UTC)
+    p = {"id": video, "code": "html5", "duration": duration}
+    return [
+        video_line(user, COURSE, "load_video", (t0).isoformat(), p),
+        video_line(user, COURSE, "play_video", (t0 + dt.timedelta(seconds=5)).isoformat(),
+                   {**p, "currentTime": 0.0}),
+        video_line(user, COURSE, "pause_video", (t0 + dt.timedelta(seconds=90)).isoformat(),
+                   {**p, "currentTime": end}),
+    ]  # fmt: skip
+
+
+def _team_logs(tmp_path: Path) -> Path:
+    """Day 5: learners and the instructor watch; the instructor's only team event is on day 6
+    (and a video only the instructor opened, with a duration nobody else reports)."""
+    from tests.conftest import other_line
+
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    day5 = _viewing("ann", "v1", 5, 9, 100.0, 60.0) + _viewing("bob", "v1", 5, 10, 100.0, 80.0)
+    day5 += _viewing("prof", "v1", 5, 11, 339.0, 90.0) + _viewing("prof", "v2", 5, 12, 50.0, 40.0)
+    day6 = _viewing("ann", "v1", 6, 9, 100.0, 70.0)
+    day6.append(
+        other_line("prof", COURSE, f"/courses/{COURSE}/instructor/api/get_students_features",
+                   "2026-01-06T15:00:00+00:00")
+    )  # fmt: skip
+    (logs / "tracking.log-20260105").write_text("\n".join(day5) + "\n")
+    (logs / "tracking.log-20260106").write_text("\n".join(day6) + "\n")
+    return logs
+
+
+def _all_tables(out: Path) -> dict:
+    from dask_pipeline import schema, store
+
+    return {t: store.read_table(out, t) for t in schema.TABLES}
+
+
+@pytest.mark.slow
+def test_course_team_is_remembered_and_day_by_day_equals_one_run(dask_client, tmp_path):
+    """Items 1-2: the instructor, known only from a day-6 event, is left out of day 5's
+    tables retroactively; videos and durations come only from learners' events."""
+    import pandas as pd
+
+    from tests.conftest import run_job
+
+    logs = _team_logs(tmp_path)
+    day5, day6 = dt.date(2026, 1, 5), dt.date(2026, 1, 6)
+    run_job(dask_client, [logs], tmp_path / "one", since=day5, until=day6)
+    for d in (day5, day6):
+        run_job(dask_client, [logs], tmp_path / "daily", since=d, until=d)
+    one, daily = _all_tables(tmp_path / "one"), _all_tables(tmp_path / "daily")
+    for t in one:
+        if t == "course_team":  # first/last seen record the runs that knew the member
+            cols = ["course_id", "username", "known_by"]
+            pd.testing.assert_frame_equal(one[t][cols], daily[t][cols])
+            continue
+        pd.testing.assert_frame_equal(one[t], daily[t], obj=t)
+    assert "prof" not in set(one["segments"]["username"])
+    assert set(one["views"]["username"]) == {"ann", "bob"}
+    v = one["videos"].set_index("video_id")
+    assert list(v.index) == ["v1"] and v.loc["v1", "duration"] == 100.0  # not prof's 339
+    ct = daily["course_team"]
+    assert ct[["course_id", "username", "known_by"]].values.tolist() == [[COURSE, "prof", "event"]]
+    assert ct["first_seen"].tolist() == [day6]
+    assert one["course_team"]["first_seen"].tolist() == [day5]
+
+
+@pytest.mark.slow
+def test_course_team_from_the_staff_list_is_remembered(dask_client, tmp_path):
+    """A staff-list member of one run stays out of later runs that no longer list them,
+    under a pseudonym when the outputs are pseudonymized."""
+    from dask_pipeline import store
+    from dask_pipeline.pipeline import pseudonym
+    from tests.conftest import run_job
+
+    logs = _team_logs(tmp_path)
+    day5 = dt.date(2026, 1, 5)
+    out = tmp_path / "out"
+    key = b"k" * 16
+    run_job(dask_client, [logs], out, since=day5, until=day5, staff=frozenset({"bob"}),
+            pseudonymize_key=key)  # fmt: skip
+    ct = store.read_table(out, "course_team")
+    assert ct["username"].tolist() == [pseudonym(key, "bob")]
+    assert ct["known_by"].tolist() == ["staff_list"]
+    (logs / "tracking.log-20260107").write_text(
+        "\n".join(
+            _viewing("bob", "v1", 7, 9, 100.0, 50.0) + _viewing("ann", "v1", 7, 8, 100.0, 9.0)
+        )
+        + "\n"
+    )
+    run_job(dask_client, [logs], out, since=dt.date(2026, 1, 7), until=dt.date(2026, 1, 7),
+            pseudonymize_key=key)  # fmt: skip
+    views = store.read_table(out, "views")
+    assert pseudonym(key, "bob") not in set(views["username"])
+    assert pseudonym(key, "ann") in set(views["username"])
+    assert len(store.read_table(out, "course_team")) == 1
