@@ -163,6 +163,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="replace every username in every output by HMAC-SHA256 keyed by the value of "
         "environment variable VAR",
     )
+    r.add_argument(
+        "--strict",
+        action="store_true",
+        help="fail (exit 1, nothing committed) instead of warning when a directory holds "
+        "files its naming rule skips, or a file holds no tracking-log line or mostly "
+        "rejected lines",
+    )
     c = r.add_argument_group("cluster")
     c.add_argument("--scheduler", metavar="ADDRESS", help="an existing scheduler, tcp:// or tls://")
     c.add_argument("--scheduler-file", type=Path, metavar="F", help="an existing scheduler's file")
@@ -280,6 +287,7 @@ def config_from_args(a: argparse.Namespace) -> RunConfig:
             dask_log_level="INFO" if _shows(a, "debug") else "ERROR",
         ),
         progress=_shows(a, "info"),
+        strict=a.strict,
     )
     return validate(cfg)
 
@@ -328,7 +336,7 @@ def _dashboard_line(cfg: RunConfig, link: str | None) -> str:
 
 
 def cmd_run(a: argparse.Namespace, argv: list[str]) -> int:
-    from . import read, store
+    from . import checks, read, store
 
     a.log_level = a.log_level or "info"
     try:
@@ -336,6 +344,12 @@ def cmd_run(a: argparse.Namespace, argv: list[str]) -> int:
         read.list_inputs(cfg.inputs)  # a missing input is a usage error, before any cluster
     except (ConfigError, read.InputError) as e:
         return _usage_error("dask-pipeline run", str(e))
+    skipped = checks.skipped_warnings(read.skipped_by_name(cfg.inputs))
+    if skipped and cfg.strict:  # known before any cluster starts
+        print(
+            f"dask-pipeline run: failed, nothing committed: --strict: {skipped[0]}", file=sys.stderr
+        )
+        return 1
     problem = _writable_dir("--out", cfg.out)
     if problem:
         return _usage_error("dask-pipeline run", problem)

@@ -52,6 +52,8 @@ class RunConfig:
     pseudonymize_key_env: str | None = None
     cluster: ClusterOptions = field(default_factory=ClusterOptions)
     progress: bool = True
+    #: warnings about the inputs (skipped files, files that are no tracking log) are fatal
+    strict: bool = False
 
     # -- the window in UTC microseconds ------------------------------------------------
     def _midnight_us(self, day: dt.date) -> int:

@@ -637,6 +637,8 @@ class PartDecoder:
         if w.until is not None:
             keep &= us < w.until
         self.counts["video_events_outside_window"] += int(valid.sum() - keep.sum())
+        if w.events_from is not None:  # older than the window less the lookback (SPEC §7)
+            self.counts["late_video_events"] += int((valid & (us < w.events_from)).sum())
         events["time"] = pd.array(us.view("datetime64[us]"), dtype="datetime64[us]")
         events["time"] = events["time"].dt.tz_localize("UTC")
         all_valid = events[valid]

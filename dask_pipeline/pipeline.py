@@ -35,7 +35,19 @@ import numpy as np
 import pandas as pd
 from dask import delayed
 
-from . import __version__, decode, filters, metrics, read, schema, segments, store, team, vocabulary
+from . import (
+    __version__,
+    checks,
+    decode,
+    filters,
+    metrics,
+    read,
+    schema,
+    segments,
+    store,
+    team,
+    vocabulary,
+)
 from .config import RunConfig
 
 #: Dask's task-based shuffle: its fixed cost is far below P2P's for the few partitions a
@@ -589,6 +601,11 @@ def _run_locked(
             for st in json.loads(f.read_text())["parts"]
         ]
         inputs = _inputs_summary(paths, stats)
+        skipped = read.skipped_by_name(cfg.inputs)
+        input_warnings = checks.skipped_warnings(skipped) + checks.file_warnings(inputs)
+        if cfg.strict and input_warnings:
+            more = f" (and {len(input_warnings) - 1} more)" if len(input_warnings) > 1 else ""
+            raise RunFailed(f"--strict: {input_warnings[0]}{more}")
         if paths and all(f["lines"] == 0 and f["errors"] for f in inputs):
             raise RunFailed(
                 "no input could be read: "
@@ -666,6 +683,8 @@ def _run_locked(
             "arguments": argv if argv is not None else [],
             "options": _options(cfg),
             "inputs": inputs,
+            "skipped_files": skipped,
+            "warnings": input_warnings,
             "lines": {k: sum(f[k] for f in inputs) for k in ("lines", "accepted", "skipped")}
             | {"rejected": sum(f["rejected_total"] for f in inputs)},
             "counts": dict(sorted(counts.items())),
@@ -675,6 +694,9 @@ def _run_locked(
                 "tz": cfg.tz,
                 "replaced_dates": replaced,
                 "kept_dates": kept_days,
+                # events timed before the window less the lookback: no run can place them
+                "late_before": _iso_us(cfg.events_from_us),
+                "late_video_events": counts.get("late_video_events", 0),
             },
             "timings": timings,
             "task_seconds": task_seconds,
@@ -687,7 +709,12 @@ def _run_locked(
         store.abandon(out, run_id)
         raise
     warnings = [f"{f['path']}: {e['kind']} ({e['detail']})" for f in inputs for e in f["errors"]]
+    warnings += input_warnings
     return RunResult(out=out, version=stage, summary=summary, warnings=warnings)
+
+
+def _iso_us(us: int | None) -> str | None:
+    return None if us is None else pd.Timestamp(us * 1000, tz="UTC").isoformat()
 
 
 def _options(cfg: RunConfig) -> dict:

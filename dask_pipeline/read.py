@@ -94,6 +94,24 @@ def _list(inputs: Sequence[str]) -> list[str]:
     return out
 
 
+def skipped_by_name(inputs: Sequence[str]) -> list[str]:
+    """The files of the local directories among ``inputs`` that the naming rule leaves out
+    (visible files beside ``tracking.log*`` ones), for the run to name them."""
+    out: list[str] = []
+    for arg in inputs:
+        arg = arg.removeprefix("file://")
+        if _is_url(arg) or not os.path.isdir(arg):
+            continue
+        names = [n for n in os.listdir(arg) if os.path.isfile(os.path.join(arg, n))]
+        picked = set(_pick_logs(names))
+        out += [
+            os.path.abspath(os.path.join(arg, n))
+            for n in sorted(names)
+            if n not in picked and not n.startswith(".")
+        ]
+    return out
+
+
 def _pick_logs(names: list[str]) -> list[str]:
     """In a directory, the ``tracking.log*`` files when there are any (so a staff list or a
     README beside the logs is not read as a log), else every visible file; in name order."""

