@@ -1,16 +1,30 @@
-"""What a run warns about its inputs (SPEC §7): files a directory's naming rule skipped,
-files that hold no usable line, files whose lines are mostly rejected. ``--strict`` makes
-any of these fatal. Pure.
+"""What a run warns about its inputs (SPEC §7): files a directory's naming rule skipped
+whose names look like logs, files that hold no usable line, files whose lines are mostly
+rejected. ``--strict`` makes any of these fatal. Pure.
 """
 
 from __future__ import annotations
+
+import os
 
 #: a file is suspicious when more than this share of its lines is rejected
 MOSTLY_REJECTED = 0.5
 
 
+#: endings of a file name that may well be a log the naming rule left out
+LOG_LIKE = (".gz", ".json", ".jsonl", ".ndjson")
+
+
+def looks_like_log(path: str) -> bool:
+    """Whether a skipped file's name suggests a log (not a staff list or a README)."""
+    name = os.path.basename(path).lower()
+    return "log" in name or name.endswith(LOG_LIKE)
+
+
 def skipped_warnings(skipped: list[str]) -> list[str]:
-    """One warning naming every file a directory's naming rule skipped."""
+    """One warning naming the skipped files that look like logs (every skipped file is
+    listed in ``_run.json``)."""
+    skipped = [p for p in skipped if looks_like_log(p)]
     if not skipped:
         return []
     return [

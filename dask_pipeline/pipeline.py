@@ -317,9 +317,7 @@ def _compute(client, tasks: list, label: str, show: bool) -> list:
 
 def _progress(futures, label: str) -> None:
     """Show progress until the futures finish or one fails. On a terminal, Dask's own bar
-    over every task of the graph; elsewhere (logs of a nightly job) a line per tenth."""
-    from distributed import wait
-
+    over every task of the graph; elsewhere (logs of a nightly job) timestamped lines."""
     total = len(futures)
     if total == 0:
         return
@@ -330,13 +328,47 @@ def _progress(futures, label: str) -> None:
         with contextlib.suppress(Exception):
             progress(futures, notebook=False)
         return
-    last = -1
+    _progress_lines(futures, label)
+
+
+#: in a log, a progress line at least this often (seconds), so a stuck run shows
+HEARTBEAT = 30.0
+
+
+def progress_line(label: str, done: int, total: int, elapsed: float, now: float) -> str:
+    """One progress line for a log: UTC timestamp, step, done/total, elapsed, estimate left
+    (from the pace so far)."""
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
+    if done >= total:
+        left = "done"
+    elif done == 0:
+        left = "estimating"
+    else:
+        left = f"about {_secs(elapsed * (total - done) / done)} left"
+    return f"{stamp} {label}: {done}/{total} partitions, {_secs(elapsed)} elapsed, {left}"
+
+
+def _secs(x: float) -> str:
+    x = int(round(x))
+    return f"{x}s" if x < 60 else f"{x // 60}m{x % 60:02d}s"
+
+
+def _progress_lines(futures, label: str) -> None:
+    """A line per tenth of the partitions done (and every HEARTBEAT seconds) until the
+    futures finish or one fails."""
+    from distributed import wait
+
+    total = len(futures)
+    t0 = time.monotonic()
+    last, last_at = -1, t0
     while True:
-        finished = sum(f.status == "finished" for f in futures)
-        if finished == total or finished - last >= max(1, total // 10):
-            print(f"{label}: {finished}/{total} partitions done", file=sys.stderr)
-            last = finished
-        if finished == total or any(f.status in ("error", "cancelled") for f in futures):
+        done = sum(f.status == "finished" for f in futures)
+        now = time.monotonic()
+        step = done - last >= max(1, total // 10)
+        if done == total or step or now - last_at >= HEARTBEAT:
+            print(progress_line(label, done, total, now - t0, time.time()), file=sys.stderr)
+            last, last_at = done, now
+        if done == total or any(f.status in ("error", "cancelled") for f in futures):
             return
         with contextlib.suppress(Exception):
             wait(futures, timeout=0.5, return_when="FIRST_EXCEPTION")

@@ -400,6 +400,7 @@ def _messy_logs(tmp_path: Path) -> Path:
     )
     (logs / "tracking.log-20260107").write_text("")
     (logs / "good.log.gz").write_bytes(b"")
+    (logs / "README").write_text("not a log, skipped without a warning\n")
     return logs
 
 
@@ -417,7 +418,8 @@ def test_skipped_and_suspicious_files_warn_and_late_events_are_counted(tmp_path)
     assert any("tracking.log-20260106" in w and "rejected" in w for w in warnings), r.stderr
     assert any("tracking.log-20260107" in w and "empty" in w for w in warnings), r.stderr
     run = json.loads((out / "_run.json").read_text())
-    assert run["skipped_files"] == [str(logs / "good.log.gz")]
+    assert run["skipped_files"] == [str(logs / "README"), str(logs / "good.log.gz")]
+    assert not any("README" in w for w in warnings)
     assert len(run["warnings"]) == 3
     assert run["window"]["late_video_events"] == 3  # cat's load, play and pause
     assert run["window"]["late_before"].startswith("2026-01-04T00:00:00")
@@ -433,3 +435,28 @@ def test_skipped_and_suspicious_files_warn_and_late_events_are_counted(tmp_path)
     r = _cli("run", str(logs), "--out", str(out), "--strict", *common)
     # refused before any cluster started: the one line is not the cluster's
     assert r.returncode == 1 and "good.log.gz" in _one_line(r.stderr)
+
+
+# ================================================================== 9. progress in a log
+def test_progress_line_has_timestamp_elapsed_and_estimate():
+    from dask_pipeline.pipeline import progress_line
+
+    now = dt.datetime(2026, 1, 6, 2, 0, 5, tzinfo=dt.UTC).timestamp()
+    line = progress_line("segments", 2, 8, 30.0, now)
+    assert line == "2026-01-06T02:00:05Z segments: 2/8 partitions, 30s elapsed, about 1m30s left"
+    assert progress_line("videos", 0, 4, 1.0, now).endswith("1s elapsed, estimating")
+    assert progress_line("videos", 4, 4, 75.0, now).endswith("1m15s elapsed, done")
+
+
+def test_progress_in_a_log_is_timestamped_lines(tmp_path, logs):
+    import re
+
+    r = _cli("run", str(logs), "--out", str(tmp_path / "out"), "--workers", "1",
+             "--dashboard-address", "127.0.0.1:0")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    pat = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ \w+: \d+/\d+ partitions, "
+                     r"\d+(m\d\d)?s elapsed, (estimating|about .+ left|done)$")  # fmt: skip
+    progress = [ln for ln in r.stderr.splitlines() if pat.match(ln)]
+    assert any(ln.endswith("done") and " segments: " in ln for ln in progress), r.stderr
+    others = [ln for ln in r.stderr.splitlines() if not pat.match(ln)]
+    assert len(others) == 1 and others[0].startswith("cluster: "), r.stderr
