@@ -460,3 +460,38 @@ def test_progress_in_a_log_is_timestamped_lines(tmp_path, logs):
     assert any(ln.endswith("done") and " segments: " in ln for ln in progress), r.stderr
     others = [ln for ln in r.stderr.splitlines() if not pat.match(ln)]
     assert len(others) == 1 and others[0].startswith("cluster: "), r.stderr
+
+
+# ================================================================== 3. empty tables
+def test_every_table_of_an_empty_run_is_readable_with_its_columns(dask_client, tmp_path):
+    """A run that finds no video event still leaves every table readable, with its columns,
+    by pandas, pyarrow, DuckDB (the README's queries) and fastparquet."""
+    from dask_pipeline import schema
+    from tests.conftest import other_line, run_job
+
+    log = tmp_path / "tracking.log"
+    log.write_text(other_line("ann", COURSE, "problem_check", "2026-01-05T10:00:00+00:00") + "\n")
+    out = tmp_path / "out"
+    run_job(dask_client, [log], out)
+    for table, sch in schema.TABLES.items():
+        for name, df in _read_everyhow(out / table).items():
+            assert len(df) == 0, (table, name)
+            assert set(sch) <= set(df.columns), (table, name, list(df.columns))
+
+
+def _read_everyhow(path: Path) -> dict:
+    import duckdb
+    import fastparquet
+    import pandas as pd
+    import pyarrow.dataset as ds
+
+    glob = f"{path}/**/*.parquet"
+    files = sorted(str(p) for p in path.rglob("*.parquet"))
+    return {
+        "pandas": pd.read_parquet(path),
+        "pyarrow": ds.dataset(str(path), format="parquet", partitioning="hive")
+        .to_table()
+        .to_pandas(),
+        "duckdb": duckdb.sql(f"SELECT * FROM read_parquet('{glob}', hive_partitioning=true)").df(),
+        "fastparquet": fastparquet.ParquetFile(files, root=str(path)).to_pandas(),
+    }
