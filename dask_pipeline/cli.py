@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from . import __version__
-from .config import ClusterOptions, ConfigError, RunConfig, parse_date, validate
+from .config import RULE_SETS, ClusterOptions, ConfigError, RunConfig, parse_date, validate
 
 EXAMPLES_RUN = """\
 examples:
@@ -85,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", required=True, type=Path, help="output directory (created if missing)")
     r.add_argument(
         "--rules",
-        choices=("seed", "insights"),
+        choices=RULE_SETS,
         default="seed",
         help="segment rules: 'seed' reproduces the original dashboard exactly, "
         "'insights' follows the Open edX Insights pipeline (default: seed)",
@@ -226,6 +226,7 @@ def cmd_run(a: argparse.Namespace, argv: list[str]) -> int:
         return _usage_error("dask-pipeline run", f"--out: {cfg.out} exists and is not a directory")
 
     from . import cluster, pipeline, summary
+    from .errors import RunFailed
 
     t0 = time.perf_counter()
     try:
@@ -237,7 +238,7 @@ def cmd_run(a: argparse.Namespace, argv: list[str]) -> int:
                 )
                 print(f"cluster: {where}; dashboard: {link or 'none'}", file=sys.stderr)
             result = pipeline.run(cfg, client, argv)
-    except pipeline.RunFailed as e:
+    except RunFailed as e:
         print(f"dask-pipeline run: failed, nothing committed: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -1,5 +1,6 @@
 """Get a Dask client: an existing scheduler (address or scheduler file, optionally TLS), or an
-embedded LocalCluster sized to the machine with its dashboard on loopback.
+embedded LocalCluster sized to the machine with its dashboard on loopback; run delayed tasks
+on it with a progress display; describe it for the run summary.
 
 With an existing scheduler the run fails fast and clearly when the scheduler goes away: Dask's
 client would otherwise try to reconnect for its whole connect timeout, and a reconnected
@@ -11,14 +12,15 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import sys
 from collections.abc import Iterator
 
 from dask.utils import parse_timedelta
-from distributed import Client, LocalCluster
+from distributed import Client, LocalCluster, wait
 from distributed.security import Security
 
 from .config import ClusterOptions
-from .pipeline import RunFailed
+from .errors import RunFailed
 
 
 class SchedulerLost(RunFailed):
@@ -152,3 +154,65 @@ def dashboard_link(client: Client) -> str | None:
         return client.dashboard_link
     except Exception:  # noqa: BLE001 - no dashboard (bokeh missing or disabled)
         return None
+
+
+def compute(client: Client, tasks: list, label: str, show: bool) -> list:
+    """Run delayed tasks on the cluster with a progress display; returns their results."""
+    futures = client.compute(tasks)
+    if show:
+        _progress(futures, label)
+    return client.gather(futures)
+
+
+def _progress(futures: list, label: str) -> None:
+    """Show progress until the futures finish or one fails. On a terminal, Dask's own bar
+    over every task of the graph; elsewhere (logs of a nightly job) a line per tenth."""
+    total = len(futures)
+    if total == 0:
+        return
+    if sys.stderr.isatty():
+        from distributed.diagnostics.progressbar import progress
+
+        print(f"{label}:", file=sys.stderr)
+        with contextlib.suppress(Exception):
+            progress(futures, notebook=False)
+        return
+    last = -1
+    while True:
+        finished = sum(f.status == "finished" for f in futures)
+        if finished == total or finished - last >= max(1, total // 10):
+            print(f"{label}: {finished}/{total} partitions done", file=sys.stderr)
+            last = finished
+        if finished == total or any(f.status in ("error", "cancelled") for f in futures):
+            return
+        with contextlib.suppress(Exception):
+            wait(futures, timeout=0.5, return_when="FIRST_EXCEPTION")
+
+
+def describe(client: Client, workers_at_start: int) -> dict:
+    """The cluster as recorded in ``_run.json``: scheduler, dashboard, workers, memory."""
+    info = client.scheduler_info()
+    workers = info.get("workers", {})
+    try:
+        peaks = client.run(_peak_rss_mib)
+    except Exception:  # noqa: BLE001 - a worker gone at the end must not fail the run
+        peaks = {}
+    return {
+        "scheduler": client.scheduler.address,
+        "dashboard": dashboard_link(client),
+        "workers": max(workers_at_start, len(workers)),
+        "workers_at_start": workers_at_start,
+        "workers_at_end": len(workers),
+        "threads": sum(w.get("nthreads", 0) for w in workers.values()),
+        # lifetime peak of each worker process (a long-lived cluster's workers include
+        # earlier work)
+        "worker_peak_rss_mib": dict(sorted(peaks.items())),
+        "client_peak_rss_mib": _peak_rss_mib(),
+    }
+
+
+def _peak_rss_mib() -> float:
+    """This process's peak resident memory so far, in MiB (Linux reports KiB)."""
+    import resource
+
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)

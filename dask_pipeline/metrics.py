@@ -16,9 +16,8 @@ import pandas as pd
 
 from . import schema
 from .schema import F64, VIDEO_DAILY, VIDEO_STATS, VIDEO_TIMELINE, VIDEOS, VIEWS, conform
+from .segments import MAX_OFFSET  # offsets past it are not binned (SPEC §6)
 
-#: Offsets outside [0, MAX_OFFSET] seconds are not binned into the timeline (SPEC §6).
-MAX_OFFSET = 36000.0
 #: A viewer with at least this coverage completed the video (SPEC §6).
 COMPLETE_COVERAGE = 0.95
 #: Duration inference: the walk stops at bin b when users(h) <= DROP_OFF * users(b) (SPEC §6).
