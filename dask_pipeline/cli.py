@@ -10,6 +10,7 @@ import argparse
 import os
 import sys
 import time
+from dataclasses import fields
 from pathlib import Path
 
 from . import __version__
@@ -63,7 +64,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
+    _add_run(sub)
+    _add_generate(sub)
+    _add_report(sub)
+    return p
 
+
+def _add_run(sub) -> None:
     r = sub.add_parser(
         "run",
         help="process tracking logs into Parquet tables",
@@ -123,7 +130,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="replace every username in every output by HMAC-SHA256 keyed by the value of "
         "environment variable VAR",
     )
-    c = r.add_argument_group("cluster")
+    _add_cluster(r.add_argument_group("cluster"))
+    r.add_argument("--quiet", action="store_true", help="no progress bars or summary")
+
+
+def _add_cluster(c) -> None:
+    """The cluster options of ``run``; their names are ClusterOptions' fields."""
     c.add_argument("--scheduler", metavar="ADDRESS", help="an existing scheduler, tcp:// or tls://")
     c.add_argument("--scheduler-file", type=Path, metavar="F", help="an existing scheduler's file")
     c.add_argument("--workers", type=_positive_int, metavar="N", help="embedded cluster: workers")
@@ -142,8 +154,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--tls-ca-file", type=Path, metavar="F", help="TLS: CA certificate")
     c.add_argument("--tls-cert", type=Path, metavar="F", help="TLS: this client's certificate")
     c.add_argument("--tls-key", type=Path, metavar="F", help="TLS: this client's private key")
-    r.add_argument("--quiet", action="store_true", help="no progress bars or summary")
 
+
+def _add_generate(sub) -> None:
     g = sub.add_parser(
         "generate",
         help="write realistic synthetic tracking logs",
@@ -160,6 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--videos-per-course", type=_positive_int, default=10, help="default 10")
     g.add_argument("--lines", type=_positive_int, metavar="N", help="aim for about N lines in all")
 
+
+def _add_report(sub) -> None:
     rep = sub.add_parser(
         "report",
         help="write an HTML report of a run's tables",
@@ -170,7 +185,6 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument(
         "--html", type=Path, default=None, help="where to write (default OUT_DIR/report.html)"
     )
-    return p
 
 
 def config_from_args(a: argparse.Namespace) -> RunConfig:
@@ -193,17 +207,7 @@ def config_from_args(a: argparse.Namespace) -> RunConfig:
         bin_seconds=a.bin_seconds,
         pseudonymize_key=key,
         pseudonymize_key_env=a.pseudonymize_key_env,
-        cluster=ClusterOptions(
-            scheduler=a.scheduler,
-            scheduler_file=a.scheduler_file,
-            workers=a.workers,
-            threads_per_worker=a.threads_per_worker,
-            memory_limit=a.memory_limit,
-            dashboard_address=a.dashboard_address,
-            tls_ca_file=a.tls_ca_file,
-            tls_cert=a.tls_cert,
-            tls_key=a.tls_key,
-        ),
+        cluster=ClusterOptions(**{f.name: getattr(a, f.name) for f in fields(ClusterOptions)}),
         progress=not a.quiet,
     )
     return validate(cfg)
