@@ -14,10 +14,11 @@ import signal
 import sys
 import time
 import urllib.parse
+from dataclasses import fields
 from pathlib import Path
 
 from . import __version__
-from .config import ClusterOptions, ConfigError, RunConfig, resolve_window, validate
+from .config import RULE_SETS, ClusterOptions, ConfigError, RunConfig, resolve_window, validate
 
 EXAMPLES_RUN = """\
 examples:
@@ -88,7 +89,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
+    _add_run(sub)
+    _add_generate(sub)
+    _add_report(sub)
+    return p
 
+
+def _add_run(sub) -> None:
     r = sub.add_parser(
         "run",
         help="process tracking logs into Parquet tables",
@@ -110,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", required=True, type=Path, help="output directory (created if missing)")
     r.add_argument(
         "--rules",
-        choices=("seed", "insights"),
+        choices=RULE_SETS,
         default="seed",
         help="segment rules: 'seed' reproduces the original dashboard exactly, "
         "'insights' follows the Open edX Insights pipeline (default: seed)",
@@ -122,6 +129,33 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="keep only users with more than N events in a course and window (default: off)",
     )
+    _add_window(r)
+    r.add_argument(
+        "--bin-seconds",
+        type=_positive_int,
+        default=5,
+        metavar="B",
+        help="width of the timeline bins in seconds (default 5)",
+    )
+    r.add_argument(
+        "--pseudonymize-key-env",
+        metavar="VAR",
+        help="replace every username in every output by HMAC-SHA256 keyed by the value of "
+        "environment variable VAR",
+    )
+    r.add_argument(
+        "--strict",
+        action="store_true",
+        help="fail (exit 1, nothing committed) instead of warning when a directory holds "
+        "files its naming rule skips, or a file holds no tracking-log line or mostly "
+        "rejected lines",
+    )
+    _add_cluster(r.add_argument_group("cluster"))
+    _add_output(r.add_argument_group("output").add_mutually_exclusive_group())
+
+
+def _add_window(r) -> None:
+    """The window options of ``run``: which local days it processes."""
     r.add_argument(
         "--since",
         metavar="DAY",
@@ -150,27 +184,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="also read events up to H hours before --since, so viewings that started "
         "before the window close inside it (default 24)",
     )
-    r.add_argument(
-        "--bin-seconds",
-        type=_positive_int,
-        default=5,
-        metavar="B",
-        help="width of the timeline bins in seconds (default 5)",
-    )
-    r.add_argument(
-        "--pseudonymize-key-env",
-        metavar="VAR",
-        help="replace every username in every output by HMAC-SHA256 keyed by the value of "
-        "environment variable VAR",
-    )
-    r.add_argument(
-        "--strict",
-        action="store_true",
-        help="fail (exit 1, nothing committed) instead of warning when a directory holds "
-        "files its naming rule skips, or a file holds no tracking-log line or mostly "
-        "rejected lines",
-    )
-    c = r.add_argument_group("cluster")
+
+
+def _add_cluster(c) -> None:
+    """The cluster options of ``run``; their names are ClusterOptions' fields."""
     c.add_argument("--scheduler", metavar="ADDRESS", help="an existing scheduler, tcp:// or tls://")
     c.add_argument("--scheduler-file", type=Path, metavar="F", help="an existing scheduler's file")
     c.add_argument("--workers", type=_positive_int, metavar="N", help="embedded cluster: workers")
@@ -196,7 +213,10 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="S",
         help="give up on an unreachable --scheduler after S seconds (default 30)",
     )
-    v = r.add_argument_group("output").add_mutually_exclusive_group()
+
+
+def _add_output(v) -> None:
+    """How talkative a run is: -q, -v or --log-level (one of them)."""
     v.add_argument(
         "-q",
         "--quiet",
@@ -221,6 +241,8 @@ def build_parser() -> argparse.ArgumentParser:
         "(default): also progress and the summary; debug: also Dask's log messages",
     )
 
+
+def _add_generate(sub) -> None:
     g = sub.add_parser(
         "generate",
         help="write realistic synthetic tracking logs",
@@ -239,6 +261,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--videos-per-course", type=_positive_int, default=10, help="default 10")
     g.add_argument("--lines", type=_positive_int, metavar="N", help="aim for about N lines in all")
 
+
+def _add_report(sub) -> None:
     rep = sub.add_parser(
         "report",
         help="write an HTML report of a run's tables",
@@ -249,7 +273,6 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument(
         "--html", type=Path, default=None, help="where to write (default OUT_DIR/report.html)"
     )
-    return p
 
 
 def config_from_args(a: argparse.Namespace) -> RunConfig:
@@ -274,16 +297,7 @@ def config_from_args(a: argparse.Namespace) -> RunConfig:
         pseudonymize_key=key,
         pseudonymize_key_env=a.pseudonymize_key_env,
         cluster=ClusterOptions(
-            scheduler=a.scheduler,
-            scheduler_file=a.scheduler_file,
-            workers=a.workers,
-            threads_per_worker=a.threads_per_worker,
-            memory_limit=a.memory_limit,
-            dashboard_address=a.dashboard_address,
-            tls_ca_file=a.tls_ca_file,
-            tls_cert=a.tls_cert,
-            tls_key=a.tls_key,
-            connect_timeout=a.connect_timeout,
+            **{f.name: getattr(a, f.name) for f in fields(ClusterOptions) if hasattr(a, f.name)},
             dask_log_level="INFO" if _shows(a, "debug") else "ERROR",
         ),
         progress=_shows(a, "info"),
@@ -388,6 +402,7 @@ def _run_on_cluster(a: argparse.Namespace, cfg: RunConfig, argv: list[str]):
     """Connect (or start the embedded cluster) and run; the RunResult, or None after a
     failure reported on one line."""
     from . import cluster, pipeline
+    from .errors import RunFailed
 
     try:
         with cluster.connect(cfg.cluster) as client:
@@ -400,7 +415,7 @@ def _run_on_cluster(a: argparse.Namespace, cfg: RunConfig, argv: list[str]):
             elif _shows(a, "warning"):
                 print(line, file=sys.stderr)
             return pipeline.run(cfg, client, argv, locked=True)
-    except pipeline.RunFailed as e:
+    except RunFailed as e:
         print(f"dask-pipeline run: failed, nothing committed: {e}", file=sys.stderr)
     except Exception as e:  # noqa: BLE001 - a lost scheduler, a full disk...: one clear line
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__

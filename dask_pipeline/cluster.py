@@ -1,5 +1,6 @@
 """Get a Dask client: an existing scheduler (address or scheduler file, optionally TLS), or an
-embedded LocalCluster sized to the machine with its dashboard on loopback.
+embedded LocalCluster sized to the machine with its dashboard on loopback; run delayed tasks
+on it with a progress display; describe it for the run summary.
 
 With an existing scheduler the run fails fast and clearly when the scheduler goes away: Dask's
 client would otherwise try to reconnect for its whole connect timeout, and a reconnected
@@ -12,16 +13,18 @@ import contextlib
 import logging
 import os
 import signal
+import sys
 import threading
+import time
 import warnings
 from collections.abc import Iterator
 
 from dask.utils import parse_timedelta
-from distributed import Client, LocalCluster
+from distributed import Client, LocalCluster, wait
 from distributed.security import Security
 
 from .config import ClusterOptions
-from .pipeline import RunFailed
+from .errors import RunFailed
 
 
 class SchedulerLost(RunFailed):
@@ -100,10 +103,9 @@ def connect(opts: ClusterOptions, lost_after: str = "10s") -> Iterator[Client]:
     """A client for the run; closes what it started when done.
 
     With an existing scheduler: connecting may take up to ``opts.connect_timeout``; once
-    connected, a
-    scheduler that stops answering for ``lost_after`` ends the run with SchedulerLost (a
-    RunFailed, so nothing is committed), and one that cannot be reached at all raises
-    SchedulerUnreachable.
+    connected, a scheduler that stops answering for ``lost_after`` ends the run with
+    SchedulerLost (a RunFailed, so nothing is committed), and one that cannot be reached at
+    all raises SchedulerUnreachable.
     """
     sec = security(opts)
     if opts.scheduler or opts.scheduler_file:
@@ -146,11 +148,21 @@ def connect(opts: ClusterOptions, lost_after: str = "10s") -> Iterator[Client]:
             finally:
                 client.close()
         return
+    cluster = _local_cluster(opts)
+    try:
+        with Client(cluster) as client:
+            yield client
+    finally:
+        cluster.close()
+
+
+def _local_cluster(opts: ClusterOptions) -> LocalCluster:
+    """The embedded cluster: sized to the machine unless told, dashboard on loopback."""
     workers, threads = default_size()
     with warnings.catch_warnings(), _children_ignore_sigint():
         # a busy dashboard port: the CLI says so on its dashboard line, not as a warning
         warnings.filterwarnings("ignore", message=r"Port \d+ is already in use")
-        cluster = LocalCluster(
+        return LocalCluster(
             n_workers=opts.workers or workers,
             threads_per_worker=opts.threads_per_worker or threads,
             memory_limit=opts.memory_limit or "auto",
@@ -160,11 +172,6 @@ def connect(opts: ClusterOptions, lost_after: str = "10s") -> Iterator[Client]:
             # the terminal shows our progress, not worker chatter (unless --verbose)
             silence_logs=logging.getLevelName(opts.dask_log_level),
         )
-    try:
-        with Client(cluster) as client:
-            yield client
-    finally:
-        cluster.close()
 
 
 def dashboard_link(client: Client) -> str | None:
@@ -173,3 +180,102 @@ def dashboard_link(client: Client) -> str | None:
         return client.dashboard_link
     except Exception:  # noqa: BLE001 - no dashboard (bokeh missing or disabled)
         return None
+
+
+def compute(client: Client, tasks: list, label: str, show: bool) -> list:
+    """Run delayed tasks on the cluster with a progress display; returns their results.
+    A run stopped meanwhile (a signal, a failure) cancels what is still queued."""
+    futures = client.compute(tasks)
+    try:
+        if show:
+            _progress(futures, label)
+        return client.gather(futures)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            client.cancel(futures)
+        raise
+
+
+def _progress(futures: list, label: str) -> None:
+    """Show progress until the futures finish or one fails. On a terminal, Dask's own bar
+    over every task of the graph; elsewhere (logs of a nightly job) timestamped lines."""
+    total = len(futures)
+    if total == 0:
+        return
+    if sys.stderr.isatty():
+        from distributed.diagnostics.progressbar import progress
+
+        print(f"{label}:", file=sys.stderr)
+        with contextlib.suppress(Exception):
+            progress(futures, notebook=False)
+        return
+    _progress_lines(futures, label)
+
+
+#: in a log, a progress line at least this often (seconds), so a stuck run shows
+HEARTBEAT = 30.0
+
+
+def progress_line(label: str, done: int, total: int, elapsed: float, now: float) -> str:
+    """One progress line for a log: UTC timestamp, step, done/total, elapsed, estimate left
+    (from the pace so far)."""
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
+    if done >= total:
+        left = "done"
+    elif done == 0:
+        left = "estimating"
+    else:
+        left = f"about {_secs(elapsed * (total - done) / done)} left"
+    return f"{stamp} {label}: {done}/{total} partitions, {_secs(elapsed)} elapsed, {left}"
+
+
+def _secs(x: float) -> str:
+    x = int(round(x))
+    return f"{x}s" if x < 60 else f"{x // 60}m{x % 60:02d}s"
+
+
+def _progress_lines(futures: list, label: str) -> None:
+    """A line per tenth of the partitions done (and every HEARTBEAT seconds) until the
+    futures finish or one fails."""
+    total = len(futures)
+    t0 = time.monotonic()
+    last, last_at = -1, t0
+    while True:
+        done = sum(f.status == "finished" for f in futures)
+        now = time.monotonic()
+        if done == total or done - last >= max(1, total // 10) or now - last_at >= HEARTBEAT:
+            print(progress_line(label, done, total, now - t0, time.time()), file=sys.stderr)
+            last, last_at = done, now
+        if done == total or any(f.status in ("error", "cancelled") for f in futures):
+            return
+        with contextlib.suppress(Exception):
+            wait(futures, timeout=0.5, return_when="FIRST_EXCEPTION")
+
+
+def describe(client: Client, workers_at_start: int) -> dict:
+    """The cluster as recorded in ``_run.json``: scheduler, dashboard, workers, memory."""
+    info = client.scheduler_info()
+    workers = info.get("workers", {})
+    try:
+        peaks = client.run(_peak_rss_mib)
+    except Exception:  # noqa: BLE001 - a worker gone at the end must not fail the run
+        peaks = {}
+    return {
+        "scheduler": client.scheduler.address,
+        "dashboard": dashboard_link(client),
+        "workers": max(workers_at_start, len(workers)),
+        "workers_at_start": workers_at_start,
+        "workers_at_end": len(workers),
+        "threads": sum(w.get("nthreads", 0) for w in workers.values()),
+        # lifetime peak of each worker process (a long-lived cluster's workers include
+        # earlier work)
+        "worker_peak_rss_mib": dict(sorted(peaks.items())),
+        "client_peak_rss_mib": _peak_rss_mib(),
+    }
+
+
+def _peak_rss_mib() -> float:
+    """This process's peak resident memory so far, in MiB (Linux reports KiB)."""
+    import resource
+
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)

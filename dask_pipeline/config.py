@@ -8,9 +8,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import pandas as pd
+from . import segments, window
 
-RULE_SETS = ("seed", "insights")
+#: The rule sets by name, in the order the command line lists them.
+RULE_SETS = tuple(segments.RULES)
 
 
 class ConfigError(ValueError):
@@ -56,20 +57,16 @@ class RunConfig:
     strict: bool = False
 
     # -- the window in UTC microseconds ------------------------------------------------
-    def _midnight_us(self, day: dt.date) -> int:
-        ts = pd.Timestamp(dt.datetime.combine(day, dt.time()), tz=self.tz)
-        return int(ts.tz_convert("UTC").value // 1000)
-
     @property
     def since_us(self) -> int | None:
-        return None if self.since is None else self._midnight_us(self.since)
+        return None if self.since is None else window.midnight_us(self.since, self.tz)
 
     @property
     def until_us(self) -> int | None:
         """Exclusive end: local midnight after ``until`` (the until day is included)."""
         if self.until is None:
             return None
-        return self._midnight_us(self.until + dt.timedelta(days=1))
+        return window.midnight_us(self.until + dt.timedelta(days=1), self.tz)
 
     @property
     def events_from_us(self) -> int | None:

@@ -672,20 +672,8 @@ class _Generator:
             watch = 3 + rnd() * 150
             rate = _SPEED_VALUES[speed]
             if pos + watch >= dur:  # played to the end
-                t += int((dur - pos) / rate * SEC)
-                pos = dur
-                self.bvideo(s, t, "pause_video", v, dur)
-                # stop_video comes with (or a few ms after) the final pause.
-                t += 0 if rnd() < 0.5 else int(rnd() * 30_000)
-                self.bvideo(s, t, "stop_video", v, dur)
-                if s.new:
-                    self.browser(
-                        s, t, "complete_video",
-                        f'{{"id": "{self.vid(v)}", "code": "{v.code}"{self.dur(v, s)}}}',
-                        "complete_video",
-                    )  # fmt: skip
-                self.save_state(s, t + 200_000, v, f'"saved_video_position": ["{_hms(0)}"]')
-                return t, pos, "end", speed
+                t = self.play_to_end(s, v, t + int((dur - pos) / rate * SEC))
+                return t, dur, "end", speed
             t += int(watch / rate * SEC)
             pos += watch
             r = rnd()
@@ -743,6 +731,23 @@ class _Generator:
             # else: kept watching; nothing is logged until the next action.
         self.bvideo(s, t, "pause_video", v, pos)
         return t, pos, "paused", speed
+
+    def play_to_end(self, s: _Session, v: _Video, t: int) -> int:
+        """The events of a video played to its end at ``t``; returns the time of the last."""
+        rnd = self.rnd
+        dur = v.duration
+        self.bvideo(s, t, "pause_video", v, dur)
+        # stop_video comes with (or a few ms after) the final pause.
+        t += 0 if rnd() < 0.5 else int(rnd() * 30_000)
+        self.bvideo(s, t, "stop_video", v, dur)
+        if s.new:
+            self.browser(
+                s, t, "complete_video",
+                f'{{"id": "{self.vid(v)}", "code": "{v.code}"{self.dur(v, s)}}}',
+                "complete_video",
+            )  # fmt: skip
+        self.save_state(s, t + 200_000, v, f'"saved_video_position": ["{_hms(0)}"]')
+        return t
 
     def seek(self, s: _Session, t: int, v: _Video, old: float, new: float) -> None:
         slide = self.rnd() < 0.7

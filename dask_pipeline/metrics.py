@@ -16,9 +16,8 @@ import pandas as pd
 
 from . import schema
 from .schema import F64, VIDEO_DAILY, VIDEO_STATS, VIDEO_TIMELINE, VIDEOS, VIEWS, conform
+from .segments import MAX_OFFSET  # offsets past it are not binned (SPEC §6)
 
-#: Offsets outside [0, MAX_OFFSET] seconds are not binned into the timeline (SPEC §6).
-MAX_OFFSET = 36000.0
 #: A viewer with at least this coverage completed the video (SPEC §6).
 COMPLETE_COVERAGE = 0.95
 #: Duration inference: the walk stops at bin b when users(h) <= DROP_OFF * users(b) (SPEC §6).
@@ -210,6 +209,30 @@ class _Timeline(NamedTuple):
     not_binned: int
 
 
+def _walk_down(
+    final: np.ndarray,
+    unknown: np.ndarray,
+    views_at: np.ndarray,
+    users_at: np.ndarray,
+    span: np.ndarray,
+    off: np.ndarray,
+) -> np.ndarray:
+    """The final bin of each video: bin(duration) when known (``final`` as given); for the
+    ``unknown`` ones, walk down the viewed bins from the highest and stop at the first b whose
+    next higher viewed bin h has users(h) <= 5% users(b) (else keep ``final``)."""
+    viewed = np.flatnonzero(views_at > 0)
+    if len(viewed) <= 1:
+        return final
+    pos_video = np.repeat(np.arange(len(final)), span)
+    b, h = viewed[:-1], viewed[1:]
+    # users(h) <= 0.05 * users(b), exactly, in integers: 20 * users(h) <= users(b)
+    drop = (pos_video[b] == pos_video[h]) & (users_at[h] * round(1 / DROP_OFF) <= users_at[b])
+    stop = np.full(len(final), -1, np.int64)
+    # walking from the top down, the walk stops at the highest such b
+    np.maximum.at(stop, pos_video[b[drop]], b[drop] - off[pos_video[b[drop]]])
+    return np.where(unknown & (stop >= 0), stop, final)
+
+
 def _timeline(seg: pd.DataFrame, k: _Keys, vdur: np.ndarray, bs: float) -> _Timeline:
     """SPEC §6 timeline, the Insights way, and the per-video numbers that depend on it."""
     start, end = seg["start_offset"].to_numpy(F64), seg["end_offset"].to_numpy(F64)
@@ -252,19 +275,8 @@ def _timeline(seg: pd.DataFrame, k: _Keys, vdur: np.ndarray, bs: float) -> _Time
     new = lo <= ob1
     users_at = count(lo[new], ob1[new], ov[new])
 
-    # final bin: bin(duration) when known; else walk down the viewed bins from the highest
-    # and stop at the first b whose next higher viewed bin h has users(h) <= 5% users(b)
     final = np.where(np.isnan(vdur), top, known_final)
-    viewed = np.flatnonzero(views_at > 0)
-    pos_video = np.repeat(np.arange(k.nv), span)
-    if len(viewed) > 1:
-        b, h = viewed[:-1], viewed[1:]
-        # users(h) <= 0.05 * users(b), exactly, in integers: 20 * users(h) <= users(b)
-        drop = (pos_video[b] == pos_video[h]) & (users_at[h] * round(1 / DROP_OFF) <= users_at[b])
-        stop = np.full(k.nv, -1, np.int64)
-        # walking from the top down, the walk stops at the highest such b
-        np.maximum.at(stop, pos_video[b[drop]], b[drop] - off[pos_video[b[drop]]])
-        final = np.where(np.isnan(vdur) & (stop >= 0), stop, final)
+    final = _walk_down(final, np.isnan(vdur), views_at, users_at, span, off)
     inferred = np.isnan(vdur) & has_bins
     duration = np.where(inferred, (final + 1) * bs - 1, vdur)
 

@@ -1,54 +1,50 @@
 """The Dask graph: read -> decode -> (shuffle by user) filter -> segments -> (shuffle by video)
-metrics -> store. Composes the pure stages; holds no business rules.
+metrics -> store. Composes the stages of ``stages``; holds no business rules.
 
-Two graphs run one after the other:
+Three graphs run one after the other:
 
-1. ``dd.from_map`` reads and decodes each input part (a whole file or a byte range); each part
-   writes its rejects, video partials and line counts aside and hands on only the events the
-   rule sets use plus its per-user activity. Those are shuffled by username, and each user
-   partition is filtered (course team, staff, activity floor), run through the rule set and
-   written as segment parts partitioned by date.
+1. ``dd.from_map`` runs ``ReadStage`` on each group of input parts (whole files or byte
+   ranges); it hands on the video events plus per-user activity (schema.STAGED), its
+   rejects and line stats going aside through ``store``. The staged rows are shuffled by
+   username, and ``UserStage`` filters each user partition (also every course-team member
+   earlier runs knew), runs the rule set and writes segment parts and per-user video
+   partials by date (schema.SEGMENTS, schema.USER_VIDEOS).
 2. All stored segments (the window's new days and the earlier days kept from the previous
-   version) are shuffled by video, and each video partition yields views, video_stats,
-   video_timeline and video_daily parts.
+   version) are shuffled by video, and ``VideoStage`` turns each video partition into views,
+   video_stats, video_timeline and video_daily parts.
+3. The views are shuffled by course, and ``course_stage`` writes course_stats parts.
 
-Then the run summary is written and the new version committed atomically (``store``).
+Between them the driver merges the course team (``team``), links the kept days and removes
+newly known members from them, rebuilds the videos (schema.VIDEOS) from every stored day's
+partials, renumbers the rejects (``ledger``); then ``ledger`` assembles ``_run.json`` and
+``store`` commits the new version atomically.
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import gc
-import hashlib
-import hmac
-import json
-import re
-import sys
 import time
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import dask.dataframe as dd
-import numpy as np
 import pandas as pd
 from dask import delayed
 
-from . import (
-    __version__,
-    checks,
-    decode,
-    filters,
-    metrics,
-    read,
-    schema,
-    segments,
-    store,
-    team,
-    vocabulary,
-)
+from . import checks, cluster, ingest, ledger, metrics, read, schema, store, team
 from .config import RunConfig
+from .errors import RunFailed
+from .stages import (
+    ReadOptions,
+    ReadStage,
+    UserOptions,
+    UserStage,
+    VideoOptions,
+    VideoStage,
+    course_stage,
+)
+
+__all__ = ["RunFailed", "RunResult", "run", "shuffle_method"]
 
 #: Dask's task-based shuffle: its fixed cost is far below P2P's for the few partitions a
 #: night's logs make, but it holds every piece in memory until the last input is read.
@@ -56,19 +52,16 @@ SHUFFLE = "tasks"
 #: Above this much input text (about 3.5M lines) the user shuffle goes peer to peer: P2P
 #: stages its pieces on the workers' disks, so worker memory stays flat however much is read.
 P2P_ABOVE = 4 << 30
+#: At most this many video partitions in graph 2 (and course partitions in graph 3).
+MAX_VIDEO_PARTITIONS = 64
+#: Views up to this many bytes of Parquet (about a million views) make course_stats in the
+#: client in one pandas call: well under a second, where a graph costs seconds.
+COURSES_HERE_BELOW = 16 << 20
 
 
 def shuffle_method(text_bytes: int) -> str:
     """ "p2p" for large inputs (memory bounded), else the task shuffle (low fixed cost)."""
     return "p2p" if text_bytes > P2P_ABOVE else SHUFFLE
-
-
-#: The events the rule sets read; loads, speed changes and captions change no state.
-RULE_EVENTS = (vocabulary.PLAY, vocabulary.PAUSE, vocabulary.STOP, vocabulary.SEEK)
-
-
-class RunFailed(RuntimeError):
-    """Nothing was committed (exit status 1)."""
 
 
 @dataclass
@@ -79,725 +72,237 @@ class RunResult:
     warnings: list[str] = field(default_factory=list)
 
 
-# ------------------------------------------------------------------ stage 1: read + decode
-def _empty_staged() -> pd.DataFrame:
-    return schema.empty(schema.STAGED)
-
-
-def _staged(events: pd.DataFrame, activity: pd.DataFrame) -> pd.DataFrame:
-    """Events and activity rows in one frame (schema.STAGED) for the user shuffle."""
-    ev = events.assign(events=np.zeros(len(events), "int64"), team=np.zeros(len(events), bool))
-    act = schema.empty(schema.EVENTS).reindex(range(len(activity)))
-    for c in ("course_id", "username"):
-        act[c] = activity[c].to_numpy()
-    act["events"] = activity["events"].to_numpy()
-    act["team"] = activity["team"].to_numpy()
-    act["file"] = 0
-    act["line"] = 0
-    return schema.conform(pd.concat([ev, act], ignore_index=True), schema.STAGED)
-
-
-def stage_part(
-    part: read.Part,
-    index: int,
-    first_line: int,
-    window: decode.Window,
-    count_activity: bool,
-) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict]:
-    """Read and decode one input part: (staged rows, rejects, video partials, stats).
-
-    Never raises for bad data: a file that cannot be read (or is damaged part way) is
-    reported in its stats with the lines read before the damage kept.
-    """
-    t0 = time.perf_counter()
-    dec = decode.PartDecoder(part.path, part.file, first_line, window, count_activity)
-    error = None
-    # The decoder keeps millions of small acyclic objects until finish(): a collection pass
-    # would walk them all again and again, for nothing.
-    gc_was = gc.isenabled()
-    gc.disable()
-    try:
-        for block in read.iter_blocks(part):
-            dec.feed(block)
-    except read.ReadError as e:
-        error = {"kind": e.kind, "detail": e.detail}
-    finally:
-        if gc_was:
-            gc.enable()
-    d = dec.finish()
-    # every video event goes on to the user stage: videos and durations are taken there,
-    # from the events that survive the filters (SPEC §4)
-    partials = metrics.video_partials(d.events.iloc[:0])
-    staged = _staged(d.events, d.activity)
-    rejects = d.rejects.assign(part=np.full(len(d.rejects), index, "int64"))
-    stats = {
-        "part": index,
-        "file": part.file,
-        "path": part.path,
-        "start": part.start,
-        "first_line": first_line,
-        "lines": d.lines,
-        "accepted": d.accepted,
-        "skipped": d.skipped,
-        "rejected": dict(d.rejected),
-        "counts": dict(d.counts),
-        "error": error,
-        "min_time": d.min_time,
-        "max_time": d.max_time,
-        "seconds": {"read_decode": time.perf_counter() - t0},
-    }
-    return staged, rejects, partials, stats
-
-
-def stage_group(
-    group: list[tuple[read.Part, int, int]],
-    stage: str,
-    window: decode.Window,
-    count_activity: bool,
-    key: bytes | None = None,
-) -> pd.DataFrame:
-    """One Dask partition: read and decode a group of (part, index, first line); write the
-    group's rejects, video partials and stats aside; return the staged rows."""
-    out = [stage_part(p, i, f, window, count_activity) for p, i, f in group]
-    t0 = time.perf_counter()
-    where = Path(stage)
-    name = group[0][1]
-    rejects = pd.concat([o[1] for o in out], ignore_index=True)
-    if key is not None and len(rejects):
-        # SPEC §9: not even the side outputs a killed run leaves behind hold a raw username
-        texts = [_pseudonymize_text(t, key) for t in rejects["text"]]
-        rejects["text"] = pd.array(texts, dtype=schema.STR)
-    if len(rejects):
-        store.write_side(where, name, "rejects", rejects)
-    store.write_side(where, name, "videos", pd.concat([o[2] for o in out], ignore_index=True))
-    stats = [o[3] for o in out]
-    stats[0]["seconds"]["side_outputs"] = time.perf_counter() - t0
-    store.write_json({"parts": stats}, where / store.SIDE / "stats" / f"part-{name:06d}.json")
-    staged = [o[0] for o in out]
-    return staged[0] if len(staged) == 1 else pd.concat(staged, ignore_index=True)
-
-
-# ------------------------------------------------------------------ stage 2: users
-def pseudonym(key: bytes, username: str) -> str:
-    """SPEC §9: HMAC-SHA256 of the username keyed by ``key``, as hex."""
-    return hmac.new(key, username.encode("utf-8"), hashlib.sha256).hexdigest()
-
-
-def _local_dates(times: pd.Series, tz: str) -> pd.Series:
-    local = times.dt.tz_convert(tz).dt.tz_localize(None).dt.normalize()
-    uniq = local.unique()
-    names = {u: pd.Timestamp(u).strftime("%Y-%m-%d") for u in uniq}
-    return pd.Series(
-        pd.array(local.map(names).to_numpy(), dtype=schema.STR), index=times.index, name="date"
-    )
-
-
-def user_stage(
-    part: pd.DataFrame,
-    index: int,
-    stage: str,
-    rules: str,
-    staff: frozenset[str],
-    min_events: int | None,
-    since_us: int | None,
-    until_us: int | None,
-    tz: str,
-    key: bytes | None,
-    known: team.Members = frozenset(),
-) -> dict:
-    """Filter one user partition (the filters of SPEC §4 and every ``known`` course-team
-    member), build its segments and per-user video partials, write them; return counts,
-    dates and the course team the partition reveals."""
-    t0 = time.perf_counter()
-    stored_name = None if key is None else (lambda u: pseudonym(key, u))
-    evs, activity = filters.split_staged(part)
-    found = team.found(activity, evs, staff)
-    if key is not None and len(found):
-        found["username"] = pd.array(found["username"].map(stored_name), dtype=schema.STR)
-    part, n_known = team.drop_known(part, known, stored_name)
-    events, counts = filters.apply_filters(part, staff, min_events)
-    counts["known_course_team_rows"] = n_known
-    t1 = time.perf_counter()
-    _write_user_videos(events, index, stage, since_us, until_us, tz, stored_name)
-    events = events[events["event_type"].isin(RULE_EVENTS)].reset_index(drop=True)
-    segs, rule_counts = segments.RULES[rules](events)
-    counts.update({f"{rules}.{k}": v for k, v in rule_counts.items()})
-    t2 = time.perf_counter()
-    us = segs["time"].astype("int64").to_numpy()
-    inside = np.ones(len(segs), bool)
-    if since_us is not None:
-        inside &= us >= since_us
-    if until_us is not None:
-        inside &= us < until_us
-    counts["segments_outside_window"] = int((~inside).sum())
-    segs = segs[inside].reset_index(drop=True)
-    if key is not None and len(segs):
-        names = {u: pseudonym(key, u) for u in segs["username"].unique()}
-        segs["username"] = pd.array(segs["username"].map(names).to_numpy(), dtype=schema.STR)
-    segs["date"] = _local_dates(segs["time"], tz)
-    counts["segments"] = len(segs)
-    dates = store.write_segments_part(Path(stage), f"{index:06d}", segs)
-    t3 = time.perf_counter()
-    return {
-        "counts": dict(counts),
-        "dates": dates,
-        "team": found,
-        "seconds": {"filter": t1 - t0, "segments": t2 - t1, "write_segments": t3 - t2},
-    }
-
-
-def _write_user_videos(events, index, stage, since_us, until_us, tz, stored_name) -> None:
-    """The partition's per-user video partials of the window's days, stored by day."""
-    us = events["time"].astype("int64").to_numpy()
-    inside = np.ones(len(events), bool)
-    if since_us is not None:
-        inside &= us >= since_us
-    if until_us is not None:
-        inside &= us < until_us
-    ev = events[inside]
-    partials = metrics.user_video_partials(ev, _local_dates(ev["time"], tz))
-    if stored_name is not None and len(partials):
-        names = {u: stored_name(u) for u in partials["username"].unique()}
-        partials["username"] = pd.array(partials["username"].map(names), dtype=schema.STR)
-    store.write_user_videos_part(Path(stage), f"{index:06d}", partials)
-
-
-# ------------------------------------------------------------------ stage 3: videos
-def video_stage(part: pd.DataFrame, index: int, stage: str, videos: pd.DataFrame, bins: int):
-    """Per-video tables of one video partition, written as parts; returns counts."""
-    t0 = time.perf_counter()
-    part = part.assign(date=part["date"].astype(str))
-    # a canonical row order makes float sums independent of how the work was partitioned
-    segs = schema.canonical(part, "segments")
-    tables = metrics.video_tables(segs, videos, bins)
-    counters = tables.pop("counters", {})
-    for name, df in tables.items():
-        store.write_table_part(Path(stage), name, f"{index:06d}", df)
-    return {"counts": dict(counters), "seconds": {"metrics": time.perf_counter() - t0}}
-
-
-def course_stage(part: pd.DataFrame, index: int, stage: str, videos: pd.DataFrame) -> list:
-    """course_stats of one course partition of views, written as a part; returns the
-    courses written."""
-    courses = part["course_id"].unique()
-    stats = metrics.course_stats(part, videos[videos["course_id"].isin(courses)])
-    if len(stats):
-        store.write_table_part(Path(stage), "course_stats", f"{index:06d}", stats)
-    return list(stats["course_id"])
-
-
-def _course_stats(client, stage: Path, videos: pd.DataFrame, npartitions: int, cfg) -> None:
-    """Graph 3: the views shuffled by course, a course_stats part per partition; courses
-    nobody watched are added from ``videos``."""
-    done: list = []
-    if store.table_files(stage, "views"):
-        views = dd.read_parquet(str(stage / "views"), engine="pyarrow")
-        n = max(1, min(npartitions, videos["course_id"].nunique()))
-        by_course = views.shuffle(on="course_id", npartitions=n, shuffle_method=SHUFFLE)
-        vids = client.scatter(videos, broadcast=True)
-        key = f"course-stage-{stage.name}"  # the run id: unique on a long-lived cluster
-        tasks = [
-            delayed(course_stage)(p, i, str(stage), vids, dask_key_name=f"{key}-{i}")
-            for i, p in enumerate(by_course.to_delayed())
-        ]
-        done = [c for r in _compute(client, tasks, "courses", cfg.progress) for c in r]
-    rest = videos[~videos["course_id"].isin(done)]
-    unwatched = metrics.course_stats(schema.empty(schema.VIEWS), rest)
-    store.write_table_part(stage, "course_stats", "unwatched", unwatched)
-
-
-# ------------------------------------------------------------------ driving
-def _compute(client, tasks: list, label: str, show: bool) -> list:
-    """Run delayed tasks on the cluster with a progress display; returns their results."""
-    futures = client.compute(tasks)
-    if show:
-        _progress(futures, label)
-    return client.gather(futures)
-
-
-def _progress(futures, label: str) -> None:
-    """Show progress until the futures finish or one fails. On a terminal, Dask's own bar
-    over every task of the graph; elsewhere (logs of a nightly job) timestamped lines."""
-    total = len(futures)
-    if total == 0:
-        return
-    if sys.stderr.isatty():
-        from distributed.diagnostics.progressbar import progress
-
-        print(f"{label}:", file=sys.stderr)
-        with contextlib.suppress(Exception):
-            progress(futures, notebook=False)
-        return
-    _progress_lines(futures, label)
-
-
-#: in a log, a progress line at least this often (seconds), so a stuck run shows
-HEARTBEAT = 30.0
-
-
-def progress_line(label: str, done: int, total: int, elapsed: float, now: float) -> str:
-    """One progress line for a log: UTC timestamp, step, done/total, elapsed, estimate left
-    (from the pace so far)."""
-    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
-    if done >= total:
-        left = "done"
-    elif done == 0:
-        left = "estimating"
-    else:
-        left = f"about {_secs(elapsed * (total - done) / done)} left"
-    return f"{stamp} {label}: {done}/{total} partitions, {_secs(elapsed)} elapsed, {left}"
-
-
-def _secs(x: float) -> str:
-    x = int(round(x))
-    return f"{x}s" if x < 60 else f"{x // 60}m{x % 60:02d}s"
-
-
-def _progress_lines(futures, label: str) -> None:
-    """A line per tenth of the partitions done (and every HEARTBEAT seconds) until the
-    futures finish or one fails."""
-    from distributed import wait
-
-    total = len(futures)
-    t0 = time.monotonic()
-    last, last_at = -1, t0
-    while True:
-        done = sum(f.status == "finished" for f in futures)
-        now = time.monotonic()
-        step = done - last >= max(1, total // 10)
-        if done == total or step or now - last_at >= HEARTBEAT:
-            print(progress_line(label, done, total, now - t0, time.time()), file=sys.stderr)
-            last, last_at = done, now
-        if done == total or any(f.status in ("error", "cancelled") for f in futures):
-            return
-        with contextlib.suppress(Exception):
-            wait(futures, timeout=0.5, return_when="FIRST_EXCEPTION")
-
-
-def _first_lines(parts: list[read.Part]) -> list[int]:
-    """The line numbering origin of each part: 1 for whole files; for a byte range, an
-    origin past every line number of the file's earlier ranges (renumbered at commit)."""
-    return [1 if p.start == 0 else p.start + 1 for p in parts]
-
-
-def _merge_counts(items) -> Counter:
-    total: Counter = Counter()
-    for c in items:
-        total.update(c)
-    return total
-
-
-def _sum_seconds(items) -> dict[str, float]:
-    total: Counter = Counter()
-    for s in items:
-        total.update(s)
-    return {k: round(v, 3) for k, v in total.items()}
-
-
-def _inputs_summary(paths: list[str], stats: list[dict]) -> list[dict]:
-    by_file: dict[int, dict] = {}
-    for i, path in enumerate(paths):
-        by_file[i] = {
-            "path": path,
-            "size": read.file_size(path),
-            "lines": 0,
-            "accepted": 0,
-            "skipped": 0,
-            "rejected": {},
-            "errors": [],
-        }
-    for st in stats:
-        f = by_file[st["file"]]
-        for k in ("lines", "accepted", "skipped"):
-            f[k] += st[k]
-        rej = Counter(f["rejected"])
-        rej.update(st["rejected"])
-        f["rejected"] = dict(sorted(rej.items()))
-        if st["error"]:
-            f["errors"].append(st["error"])
-    for f in by_file.values():
-        f["rejected_total"] = sum(f["rejected"].values())
-        f["balanced"] = f["lines"] == f["accepted"] + f["skipped"] + f["rejected_total"]
-    return [by_file[i] for i in range(len(paths))]
-
-
-def _commit_rejects(stage: Path, stats: list[dict]) -> int:
-    """Move the side rejects into the rejects table with true line numbers (byte-range
-    parts are renumbered from the line counts of the earlier ranges of their file)."""
-    offset: dict[int, int] = {}
-    done_lines: Counter = Counter()
-    for st in sorted(stats, key=lambda s: (s["file"], s["start"])):
-        offset[st["part"]] = done_lines[st["file"]] + 1 - st["first_line"]
-        done_lines[st["file"]] += st["lines"]
-    n = 0
-    for f in store.side_files(stage, "rejects"):
-        df = pd.read_parquet(f)
-        shift = df["part"].map(offset).fillna(0).astype("int64").to_numpy()
-        df["line"] = df["line"].to_numpy() + shift
-        store.write_table_part(stage, "rejects", f.stem.split("-", 1)[1], df)
-        n += len(df)
-    return n
-
-
-_USERNAME_FIELD = re.compile(r'"username"\s*:\s*"((?:[^"\\]|\\.)*)"')
-
-
-def _pseudonymize_text(text: str, key: bytes) -> str:
-    """Replace the line's usernames (the values of its ``username`` fields, JSON-decoded) by
-    their pseudonyms wherever they occur in it: the fields themselves, but also URLs and event
-    types that embed them, raw or JSON-escaped. A line in which some ``username`` is not a
-    whole field (cut inside its value, escaped in a payload string, part of another key) is
-    reduced to a placeholder."""
-    fields = list(_USERNAME_FIELD.finditer(text))
-    if text.count("username") != len(fields):
-        return "<line withheld: it may name a user>"
-    forms: dict[str, str] = {}
-    for m in fields:
-        try:
-            name = json.loads(f'"{m.group(1)}"').strip()
-        except ValueError:
-            name = m.group(1).strip()
-        if name:
-            for form in (name, json.dumps(name)[1:-1]):
-                forms[form] = pseudonym(key, name)
-    if not forms:
-        return text
-    pat = re.compile("|".join(re.escape(f) for f in sorted(forms, key=len, reverse=True)))
-    return pat.sub(lambda m: forms[m.group(0)], text)
-
-
-def _replaced_dates(cfg: RunConfig, stats: list[dict]) -> list[str]:
-    """The local dates whose segments this run replaces: the window's days, or without a
-    window the days between the earliest and latest video event read."""
-    lo = cfg.since
-    hi = cfg.until
-    if lo is None or hi is None:
-        mins = [s["min_time"] for s in stats if s["min_time"] is not None]
-        maxs = [s["max_time"] for s in stats if s["max_time"] is not None]
-        if not mins:
-            if lo is None or hi is None:
-                return []
-        else:
-
-            def local(us: int) -> dt.date:
-                ts = pd.Timestamp(us * 1000, tz="UTC").tz_convert(cfg.tz)
-                return ts.date()
-
-            lo = lo or local(min(mins))
-            hi = hi or local(max(maxs))
-    out = []
-    d = lo
-    while d <= hi:
-        out.append(d.isoformat())
-        d += dt.timedelta(days=1)
-    return out
-
-
-def _carry_over(previous: Path | None, stage: Path, replaced: list[str]) -> list[str]:
-    """Link the previous version's segment and per-user video days that this run does not
-    replace into the new version; returns the segment days kept."""
-    if previous is None:
-        return []
-    gone = set(replaced)
-    kept = [d for d in store.segment_dates(previous) if d not in gone]
-    store.link_segment_days(previous, stage, kept)
-    uv_days = [
-        p.name.split("=", 1)[1] for p in sorted((previous / store.USER_VIDEOS).glob("date=*"))
-    ]
-    store.link_user_videos_days(previous, stage, [d for d in uv_days if d not in gone])
-    return kept
-
-
-def _course_team(user_results: list[dict], previous: pd.DataFrame | None, replaced: list[str]):
-    """The merged course_team table: earlier runs' members and this run's."""
-    found = [r["team"] for r in user_results]
-    new = (
-        pd.concat(found, ignore_index=True)
-        if found
-        else schema.empty({"course_id": schema.STR, "username": schema.STR, "known_by": schema.STR})
-    )
-    first = dt.date.fromisoformat(replaced[0]) if replaced else None
-    last = dt.date.fromisoformat(replaced[-1]) if replaced else None
-    return team.merge(new.drop_duplicates(["course_id", "username"]), previous, first, last)
-
-
-def _forget_new_members(
-    stage: Path, kept_days: list[str], course_team: pd.DataFrame, known: team.Members
-) -> dict:
-    """Remove users who turned out to be course team in this run from the segment days kept
-    from earlier runs (SPEC §7: also for days processed before the user was known)."""
-    new = team.members(course_team) - known
-    n = 0
-    if new and kept_days:
-        n = store.drop_rows_in_days(
-            stage, "segments", kept_days, lambda df: team.known_mask(df, new)
-        )
-    return {"course_team_segments_removed_from_earlier_days": n}
-
-
-def _videos(stage: Path, previous: Path | None, course_team: pd.DataFrame) -> pd.DataFrame:
-    """``videos`` from every stored day of per-user partials less every known course-team
-    member; a version from before those partials is merged in the old way."""
-    partials, _ = team.drop_known(store.read_user_videos(stage), team.members(course_team))
-    old = None
-    if previous is not None and not store.has_user_videos(previous):
-        old = store.read_table(previous, "videos")
-    return metrics.combine_videos(partials, old)
-
-
 def run(cfg: RunConfig, client, argv: list[str] | None = None, locked: bool = False) -> RunResult:
     """Run the job on ``client``'s cluster and commit a new version of the tables.
 
-    Raises RunFailed (nothing committed) when no input line could be read at all or the
-    cluster fails, or another run holds the output directory; the previous version then
-    stays current. ``locked``: the caller already holds the output directory's lock.
+    Raises RunFailed (nothing committed) when no input line could be read at all, when
+    ``--strict`` finds a warning, when the cluster fails, or another run holds the output
+    directory; the previous version then stays current. ``locked``: the caller already
+    holds the output directory's lock (the CLI takes it before any cluster starts).
     """
     paths = read.list_inputs(cfg.inputs)
     parts = read.plan_parts(paths)
     out = Path(cfg.out).absolute()  # workers may not share this process's working directory
     out.mkdir(parents=True, exist_ok=True)
     if locked:
-        return _run_locked(cfg, client, argv, paths, parts, out)
+        return _Run(cfg, client, out).execute(argv, paths, parts)
     try:
         with store.lock(out):
-            return _run_locked(cfg, client, argv, paths, parts, out)
+            return _Run(cfg, client, out).execute(argv, paths, parts)
     except store.Busy as e:
         raise RunFailed(str(e)) from None
 
 
-def _run_locked(
-    cfg: RunConfig,
-    client,
-    argv: list[str] | None,
-    paths: list[str],
-    parts: list[read.Part],
-    out: Path,
-) -> RunResult:
-    t_start = time.perf_counter()
-    timings: dict[str, float] = {}
-    store.prune(out)  # leftovers of runs that died before their commit
-    run_id = store.new_run_id()
-    stage = store.version_dir(out, run_id)
-    stage.mkdir(parents=True)
-    previous = store.current_version(out)
-    window = decode.Window(cfg.since_us, cfg.until_us, cfg.events_from_us)
-    key = cfg.pseudonymize_key
-    workers_at_start = len(client.scheduler_info().get("workers", {}))
-    prev_team = store.read_table(previous, "course_team") if previous is not None else None
-    known = team.members(prev_team)
-    try:
-        # -- graph 1: read, decode, shuffle by user, filter, segments ---------------------
+class _Run:
+    """One run into ``out``: its stage directory, the previous version, timings."""
+
+    def __init__(self, cfg: RunConfig, client, out: Path):
+        self.cfg, self.client, self.out = cfg, client, out
+        store.prune(out)  # leftovers of runs that died before their commit
+        self.run_id = store.new_run_id()
+        self.stage = store.version_dir(out, self.run_id)
+        self.previous = store.current_version(out)
+        self.timings: dict[str, float] = {}
+        # the course team every earlier run knew (SPEC §7)
+        self.prev_team = store.read_table(self.previous, "course_team") if self.previous else None
+        self.known = team.members(self.prev_team)
+        self.counts: dict[str, int] = {}
+
+    def execute(self, argv: list[str] | None, paths: list[str], parts: list[read.Part]):
+        t_start = time.perf_counter()
+        self.stage.mkdir(parents=True)
+        workers_at_start = len(self.client.scheduler_info().get("workers", {}))
+        try:
+            tasks = ingest.plan_tasks(parts)
+            user_results = self._timed("read_to_segments", self._segments_graph, tasks, parts)
+            stats = store.read_side_stats(self.stage)
+            inputs = ledger.inputs_summary(paths, [read.file_size(p) for p in paths], stats)
+            why = ledger.unreadable(inputs)
+            if why:
+                raise RunFailed(why)
+            notes = self._input_checks(inputs)
+            videos, n_rejects, replaced, kept = self._timed(
+                "videos_rejects", self._between, stats, user_results
+            )
+            video_results = self._timed("video_tables", self._videos_graph, videos, len(tasks))
+            self._timed("course_tables", self._course_stats, videos, len(tasks))
+            store.ensure_empty_tables(self.stage)
+            self.timings["total"] = round(time.perf_counter() - t_start, 3)
+            summary = ledger.run_summary(
+                self.cfg,
+                run_id=self.run_id,
+                argv=argv,
+                inputs=inputs,
+                results={"read": stats, "users": user_results, "videos": video_results},
+                extra_counts={"rejected_lines": n_rejects, "videos": len(videos), **self.counts},
+                replaced=replaced,
+                kept=kept,
+                timings=self.timings,
+                cluster=cluster.describe(self.client, workers_at_start),
+            )
+            summary = {**summary, **notes}
+            summary["window"]["late_before"] = _iso_us(self.cfg.events_from_us)
+            summary["window"]["late_video_events"] = summary["counts"].get("late_video_events", 0)
+            store.write_json(summary, self.stage / store.RUN_JSON)
+            store.commit(self.out, self.run_id)
+        except BaseException:
+            store.abandon(self.out, self.run_id)
+            raise
+        warnings = ledger.input_warnings(inputs) + notes["warnings"]
+        return RunResult(out=self.out, version=self.stage, summary=summary, warnings=warnings)
+
+    def _input_checks(self, inputs: list[dict]) -> dict:
+        """Files skipped by name and files that look like no tracking log (SPEC §7): for
+        ``_run.json`` and the terminal; fatal with ``--strict``."""
+        skipped = read.skipped_by_name(self.cfg.inputs)
+        warnings = checks.skipped_warnings(skipped) + checks.file_warnings(inputs)
+        if self.cfg.strict and warnings:
+            more = f" (and {len(warnings) - 1} more)" if len(warnings) > 1 else ""
+            raise RunFailed(f"--strict: {warnings[0]}{more}")
+        return {"skipped_files": skipped, "warnings": warnings}
+
+    def _timed(self, label: str, step, *args):
         t = time.perf_counter()
-        indexed = list(zip(parts, range(len(parts)), _first_lines(parts), strict=True))
-        sizes = iter(read.group_parts(parts))
-        groups = []
-        for g in sizes:
-            groups.append(indexed[: len(g)])
-            indexed = indexed[len(g) :]
+        result = step(*args)
+        self.timings[label] = round(time.perf_counter() - t, 3)
+        return result
+
+    # -- graph 1: read, decode, shuffle by user, filter, segments -------------------------
+    def _segments_graph(self, tasks: list[list[ingest.Task]], parts: list[read.Part]) -> list:
         staged = dd.from_map(
-            stage_group,
-            groups,
-            # counting every event per user is needed only for the activity floor
-            args=(str(stage), window, cfg.min_events is not None, key),
-            meta=_empty_staged(),
+            ReadStage(ReadOptions.of(self.cfg, self.stage)),
+            tasks,
+            meta=ingest.empty_staged(),
             label="read-decode",
             enforce_metadata=False,
         )
         text_bytes = sum(read.text_size(p) for p in parts)
         by_user = staged.shuffle(
-            on="username", npartitions=len(groups), shuffle_method=shuffle_method(text_bytes)
+            on="username", npartitions=len(tasks), shuffle_method=shuffle_method(text_bytes)
         )
-        tasks = [
-            delayed(user_stage)(
-                p,
-                i,
-                str(stage),
-                cfg.rules,
-                cfg.staff,
-                cfg.min_events,
-                cfg.since_us,
-                cfg.until_us,
-                cfg.tz,
-                key,
-                known,
-                dask_key_name=f"user-stage-{run_id}-{i}",
-            )
+        user_stage = UserStage(UserOptions.of(self.cfg, self.stage, self.known))
+        graph = [
+            delayed(user_stage)(p, i, dask_key_name=f"user-stage-{self.run_id}-{i}")
             for i, p in enumerate(by_user.to_delayed())
         ]
-        user_results = _compute(client, tasks, "segments", cfg.progress)
-        timings["read_to_segments"] = round(time.perf_counter() - t, 3)
+        return cluster.compute(self.client, graph, "segments", self.cfg.progress)
 
-        stats = [
-            st
-            for f in sorted((stage / store.SIDE / "stats").glob("*.json"))
-            for st in json.loads(f.read_text())["parts"]
-        ]
-        inputs = _inputs_summary(paths, stats)
-        skipped = read.skipped_by_name(cfg.inputs)
-        input_warnings = checks.skipped_warnings(skipped) + checks.file_warnings(inputs)
-        if cfg.strict and input_warnings:
-            more = f" (and {len(input_warnings) - 1} more)" if len(input_warnings) > 1 else ""
-            raise RunFailed(f"--strict: {input_warnings[0]}{more}")
-        if paths and all(f["lines"] == 0 and f["errors"] for f in inputs):
-            raise RunFailed(
-                "no input could be read: "
-                + "; ".join(f"{f['path']}: {f['errors'][0]['kind']}" for f in inputs)
+    # -- between the graphs: videos, rejects, carried-over segment days -------------------
+    def _between(
+        self, stats: list[dict], user_results: list[dict]
+    ) -> tuple[pd.DataFrame, int, list[str], list[str]]:
+        offsets = ledger.line_offsets(stats)
+        n_rejects = 0
+        for name, rejects in store.side_parts(self.stage, "rejects"):
+            store.write_table_part(
+                self.stage, "rejects", name, ledger.renumber_rejects(rejects, offsets)
             )
+            n_rejects += len(rejects)
+        replaced = ledger.replaced_dates(self.cfg, stats)
+        kept = self._carry_over(replaced)
+        course_team = _course_team(user_results, self.prev_team, replaced)
+        store.write_table_part(self.stage, "course_team", "000000", course_team)
+        self._forget_new_members(kept, course_team)
+        videos = self._videos(course_team)
+        store.write_table_part(self.stage, "videos", "000000", videos)
+        return videos, n_rejects, replaced, kept
 
-        # -- between the graphs: videos, rejects, carried-over segment days -------------
-        t = time.perf_counter()
-        n_rejects = _commit_rejects(stage, stats)
-        replaced = _replaced_dates(cfg, stats)
-        kept_days = _carry_over(previous, stage, replaced)
-        course_team = _course_team(user_results, prev_team, replaced)
-        store.write_table_part(stage, "course_team", "000000", course_team)
-        counts_between = _forget_new_members(stage, kept_days, course_team, known)
-        videos = _videos(stage, previous, course_team)
-        store.write_table_part(stage, "videos", "000000", videos)
-        timings["videos_rejects"] = round(time.perf_counter() - t, 3)
+    def _carry_over(self, replaced: list[str]) -> list[str]:
+        """Link the previous version's segment and per-user video days this run does not
+        replace; returns the segment days kept."""
+        if self.previous is None:
+            return []
+        kept = ledger.kept_dates(store.segment_dates(self.previous), replaced)
+        store.link_segment_days(self.previous, self.stage, kept)
+        uv_days = ledger.kept_dates(store.user_videos_dates(self.previous), replaced)
+        store.link_user_videos_days(self.previous, self.stage, uv_days)
+        return kept
 
-        # -- graph 2: per-video tables from every stored segment --------------------------
-        t = time.perf_counter()
-        video_results = []
-        stats_parts = []
-        if store.segment_files(stage):
-            seg = dd.read_parquet(str(stage / "segments"), engine="pyarrow")
-            n_out = max(1, min(len(groups), 64))
+    def _forget_new_members(self, kept: list[str], course_team: pd.DataFrame) -> None:
+        """Remove users who turned out to be course team in this run from the segment days
+        kept from earlier runs (SPEC §7: also for days processed before they were known)."""
+        new = team.members(course_team) - self.known
+        n = 0
+        if new and kept:
+            n = store.drop_rows_in_days(
+                self.stage, "segments", kept, lambda df: team.known_mask(df, new)
+            )
+        self.counts["course_team_segments_removed_from_earlier_days"] = n
+        self.counts["course_team_known"] = len(course_team)
+
+    def _videos(self, course_team: pd.DataFrame) -> pd.DataFrame:
+        """``videos`` from every stored day of per-user partials less every known member of
+        the course team; a version from before those partials is merged in the old way."""
+        partials = store.read_user_videos(self.stage)
+        partials, _ = team.drop_known(partials, team.members(course_team))
+        old = None
+        if self.previous is not None and not store.has_user_videos(self.previous):
+            old = store.read_table(self.previous, "videos")
+        return metrics.combine_videos(partials, old)
+
+    # -- graph 2: per-video tables from every stored segment ------------------------------
+    def _videos_graph(self, videos: pd.DataFrame, n_tasks: int) -> list:
+        results = []
+        if store.segment_files(self.stage):
+            seg = dd.read_parquet(store.segments_dir(self.stage), engine="pyarrow")
             by_video = seg.shuffle(
-                on=["course_id", "video_id"], npartitions=n_out, shuffle_method=SHUFFLE
+                on=["course_id", "video_id"],
+                npartitions=max(1, min(n_tasks, MAX_VIDEO_PARTITIONS)),
+                shuffle_method=SHUFFLE,
             )
-            vids = client.scatter(videos, broadcast=True)
-            tasks = [
-                delayed(video_stage)(
-                    p,
-                    i,
-                    str(stage),
-                    vids,
-                    cfg.bin_seconds,
-                    dask_key_name=f"video-stage-{run_id}-{i}",
-                )
+            vids = self.client.scatter(videos, broadcast=True)
+            video_stage = VideoStage(VideoOptions.of(self.cfg, self.stage))
+            graph = [
+                delayed(video_stage)(p, i, vids, dask_key_name=f"video-stage-{self.run_id}-{i}")
                 for i, p in enumerate(by_video.to_delayed())
             ]
-            video_results = _compute(client, tasks, "videos", cfg.progress)
-        for f in sorted((stage / "video_stats").glob("*.parquet")):
-            stats_parts.append(pd.read_parquet(f))
+            results = cluster.compute(self.client, graph, "videos", self.cfg.progress)
+        watched = [r.pop("video_stats") for r in results]
         watched = (
-            pd.concat(stats_parts, ignore_index=True)
-            if stats_parts
-            else schema.empty(schema.VIDEO_STATS)
+            pd.concat(watched, ignore_index=True) if watched else schema.empty(schema.VIDEO_STATS)
         )
         store.write_table_part(
-            stage, "video_stats", "unwatched", metrics.unwatched_stats(videos, watched)
+            self.stage, "video_stats", "unwatched", metrics.unwatched_stats(videos, watched)
         )
-        timings["video_tables"] = round(time.perf_counter() - t, 3)
-        t = time.perf_counter()
-        _course_stats(client, stage, videos, max(1, min(len(groups), 64)), cfg)
-        store.ensure_empty_tables(stage)
-        timings["course_tables"] = round(time.perf_counter() - t, 3)
+        return results
 
-        # -- the summary, then the commit -----------------------------------------------
-        counts = _merge_counts(s["counts"] for s in stats)
-        counts.update(_merge_counts(r["counts"] for r in user_results))
-        counts.update(_merge_counts(r["counts"] for r in video_results))
-        counts.update(counts_between)
-        counts["rejected_lines"] = n_rejects
-        counts["course_team_known"] = len(course_team)
-        counts["videos"] = len(videos)
-        task_seconds = _sum_seconds(
-            [s["seconds"] for s in stats]
-            + [r["seconds"] for r in user_results]
-            + [r["seconds"] for r in video_results]
-        )
-        timings["total"] = round(time.perf_counter() - t_start, 3)
-        summary = {
-            "version": __version__,
-            "run_id": run_id,
-            "arguments": argv if argv is not None else [],
-            "options": _options(cfg),
-            "inputs": inputs,
-            "skipped_files": skipped,
-            "warnings": input_warnings,
-            "lines": {k: sum(f[k] for f in inputs) for k in ("lines", "accepted", "skipped")}
-            | {"rejected": sum(f["rejected_total"] for f in inputs)},
-            "counts": dict(sorted(counts.items())),
-            "window": {
-                "since": cfg.since.isoformat() if cfg.since else None,
-                "until": cfg.until.isoformat() if cfg.until else None,
-                "tz": cfg.tz,
-                "replaced_dates": replaced,
-                "kept_dates": kept_days,
-                # events timed before the window less the lookback: no run can place them
-                "late_before": _iso_us(cfg.events_from_us),
-                "late_video_events": counts.get("late_video_events", 0),
-            },
-            "timings": timings,
-            "task_seconds": task_seconds,
-            "cluster": _cluster_info(client, workers_at_start),
-            "committed_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        }
-        store.write_json(summary, stage / store.RUN_JSON)
-        store.commit(out, run_id)
-    except BaseException:
-        store.abandon(out, run_id)
-        raise
-    warnings = [f"{f['path']}: {e['kind']} ({e['detail']})" for f in inputs for e in f["errors"]]
-    warnings += input_warnings
-    return RunResult(out=out, version=stage, summary=summary, warnings=warnings)
+    # -- graph 3: course_stats from the views -----------------------------------------------
+    def _course_stats(self, videos: pd.DataFrame, n_tasks: int) -> None:
+        """The views shuffled by course, a course_stats part per partition; courses nobody
+        watched are added from ``videos``. Small views are done here in one call."""
+        views_files = store.table_files(self.stage, "views")
+        if sum(f.stat().st_size for f in views_files) <= COURSES_HERE_BELOW:
+            stats = metrics.course_stats(store.read_table(self.stage, "views"), videos)
+            store.write_table_part(self.stage, "course_stats", "000000", stats)
+            return
+        views = dd.read_parquet(str(self.stage / "views"), engine="pyarrow")
+        n = max(1, min(n_tasks, MAX_VIDEO_PARTITIONS, videos["course_id"].nunique()))
+        by_course = views.shuffle(on="course_id", npartitions=n, shuffle_method=SHUFFLE)
+        vids = self.client.scatter(videos, broadcast=True)
+        graph = [
+            delayed(course_stage)(
+                p, i, str(self.stage), vids, dask_key_name=f"course-stage-{self.run_id}-{i}"
+            )
+            for i, p in enumerate(by_course.to_delayed())
+        ]
+        results = cluster.compute(self.client, graph, "courses", self.cfg.progress)
+        done = [c for r in results for c in r]
+        rest = videos[~videos["course_id"].isin(done)]
+        unwatched = metrics.course_stats(schema.empty(schema.VIEWS), rest)
+        store.write_table_part(self.stage, "course_stats", "unwatched", unwatched)
+
+
+def _course_team(
+    user_results: list[dict], previous: pd.DataFrame | None, replaced: list[str]
+) -> pd.DataFrame:
+    """The merged course_team table: the members earlier runs knew and this run's."""
+    found = [r["team"] for r in user_results]
+    cols = {"course_id": schema.STR, "username": schema.STR, "known_by": schema.STR}
+    new = pd.concat(found, ignore_index=True) if found else schema.empty(cols)
+    first = dt.date.fromisoformat(replaced[0]) if replaced else None
+    last = dt.date.fromisoformat(replaced[-1]) if replaced else None
+    return team.merge(new.drop_duplicates(["course_id", "username"]), previous, first, last)
 
 
 def _iso_us(us: int | None) -> str | None:
     return None if us is None else pd.Timestamp(us * 1000, tz="UTC").isoformat()
-
-
-def _options(cfg: RunConfig) -> dict:
-    c = cfg.cluster
-    return {
-        "inputs": list(cfg.inputs),
-        "out": str(cfg.out),
-        "rules": cfg.rules,
-        "staff_file": str(cfg.staff_file) if cfg.staff_file else None,
-        "staff_users": len(cfg.staff),
-        "min_events": cfg.min_events,
-        "since": cfg.since.isoformat() if cfg.since else None,
-        "until": cfg.until.isoformat() if cfg.until else None,
-        "tz": cfg.tz,
-        "lookback_hours": cfg.lookback_hours,
-        "bin_seconds": cfg.bin_seconds,
-        "pseudonymize_key_env": cfg.pseudonymize_key_env,
-        "scheduler": c.scheduler,
-        "scheduler_file": str(c.scheduler_file) if c.scheduler_file else None,
-        "workers": c.workers,
-        "threads_per_worker": c.threads_per_worker,
-        "memory_limit": c.memory_limit,
-        "dashboard_address": c.dashboard_address,
-    }
-
-
-def _cluster_info(client, workers_at_start: int) -> dict:
-    info = client.scheduler_info()
-    workers = info.get("workers", {})
-    from .cluster import dashboard_link
-
-    try:
-        peaks = client.run(_peak_rss_mib)
-    except Exception:  # noqa: BLE001 - a worker gone at the end must not fail the run
-        peaks = {}
-    return {
-        "scheduler": client.scheduler.address,
-        "dashboard": dashboard_link(client),
-        "workers": max(workers_at_start, len(workers)),
-        "workers_at_start": workers_at_start,
-        "workers_at_end": len(workers),
-        "threads": sum(w.get("nthreads", 0) for w in workers.values()),
-        # lifetime peak of each worker process (a long-lived cluster's workers include
-        # earlier work)
-        "worker_peak_rss_mib": dict(sorted(peaks.items())),
-        "client_peak_rss_mib": _peak_rss_mib(),
-    }
-
-
-def _peak_rss_mib() -> float:
-    """This process's peak resident memory so far, in MiB (Linux reports KiB)."""
-    import resource
-
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)

@@ -29,7 +29,8 @@ import pandas as pd
 from .schema import RULE_SEGMENTS, conform
 from .vocabulary import PAUSE, PLAY, SEEK, STOP
 
-#: Insights: offsets outside [0, MAX_OFFSET] seconds are invalid (SPEC §2).
+#: Offsets outside [0, MAX_OFFSET] seconds are invalid to the insights rules (SPEC §2) and
+#: are not binned into the timeline (SPEC §6, ``metrics``).
 MAX_OFFSET = 36000.0
 #: Insights: viewings shorter than this many seconds are dropped (SPEC §5.2).
 MIN_VIEWING = 0.25

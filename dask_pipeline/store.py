@@ -122,19 +122,31 @@ def write_segments_part(stage: Path, part: int | str, segments: pd.DataFrame) ->
 
 
 def write_side(stage: Path, part: int, name: str, df: pd.DataFrame) -> None:
-    """A side output of one input part (rejects, video partials), kept until commit."""
+    """A side output of one read task (rejects, video partials), kept until commit."""
     write_parquet(df, stage / SIDE / name / f"part-{part:06d}.parquet")
 
 
-def side_files(stage: Path, name: str) -> list[Path]:
-    return sorted((stage / SIDE / name).glob("part-*.parquet"))
+def write_side_stats(stage: Path, part: int, stats: list[dict]) -> None:
+    """The line stats of one read task's parts, kept until commit."""
+    write_json({"parts": stats}, stage / SIDE / "stats" / f"part-{part:06d}.json")
+
+
+def read_side_stats(stage: Path) -> list[dict]:
+    """Every read task's part stats, in task order."""
+    files = sorted((stage / SIDE / "stats").glob("part-*.json"))
+    return [st for f in files for st in json.loads(f.read_text())["parts"]]
+
+
+def side_parts(stage: Path, name: str) -> Iterator[tuple[str, pd.DataFrame]]:
+    """(task name, frame) of each read task's side output ``name``, in task order."""
+    for f in sorted((stage / SIDE / name).glob("part-*.parquet")):
+        yield f.stem.split("-", 1)[1], pd.read_parquet(f)
 
 
 def read_side(stage: Path, name: str) -> pd.DataFrame | None:
-    files = side_files(stage, name)
-    if not files:
-        return None
-    return pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
+    """Every read task's side output ``name`` in one frame, or None when none was written."""
+    frames = [df for _, df in side_parts(stage, name)]
+    return pd.concat(frames, ignore_index=True) if frames else None
 
 
 def segment_dates(version: Path) -> list[str]:
@@ -169,6 +181,11 @@ def table_files(version: Path, table: str) -> list[Path]:
 
 def segment_files(version: Path) -> list[Path]:
     return sorted((version / "segments").glob("date=*/*.parquet"))
+
+
+def segments_dir(version: Path) -> str:
+    """The segments dataset of a version (Hive-partitioned by ``date``), for Dask to read."""
+    return str(version / "segments")
 
 
 def read_table(out_or_version: str | Path, table: str) -> pd.DataFrame:
@@ -336,3 +353,8 @@ def drop_rows_in_days(stage: Path, table: str, dates: Iterable[str], gone) -> in
                 write_parquet(df[~mask], f)
                 removed += int(mask.sum())
     return removed
+
+
+def user_videos_dates(version: Path) -> list[str]:
+    """The days that have per-user video partials in a version directory."""
+    return sorted(p.name.split("=", 1)[1] for p in (version / USER_VIDEOS).glob("date=*"))

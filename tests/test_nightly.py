@@ -359,7 +359,7 @@ def test_course_team_from_the_staff_list_is_remembered(dask_client, tmp_path):
     """A staff-list member of one run stays out of later runs that no longer list them,
     under a pseudonym when the outputs are pseudonymized."""
     from dask_pipeline import store
-    from dask_pipeline.pipeline import pseudonym
+    from dask_pipeline.privacy import pseudonym
     from tests.conftest import run_job
 
     logs = _team_logs(tmp_path)
@@ -439,7 +439,7 @@ def test_skipped_and_suspicious_files_warn_and_late_events_are_counted(tmp_path)
 
 # ================================================================== 9. progress in a log
 def test_progress_line_has_timestamp_elapsed_and_estimate():
-    from dask_pipeline.pipeline import progress_line
+    from dask_pipeline.cluster import progress_line
 
     now = dt.datetime(2026, 1, 6, 2, 0, 5, tzinfo=dt.UTC).timestamp()
     line = progress_line("segments", 2, 8, 30.0, now)
