@@ -21,7 +21,7 @@ import msgspec
 import numpy as np
 import pandas as pd
 
-from . import schema, vocabulary
+from . import prefilter, schema, vocabulary
 
 #: A numeric string in the payload (SPEC §2: "12.5", "1.25"); nothing else is a number.
 NUM_RE = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
@@ -287,6 +287,29 @@ _EVENT_COLS = (
 )
 
 
+def _row(
+    course: str, user: str, et: str, vid: str, p: _Payload, offs: tuple, line_no: int
+) -> tuple:
+    """The one place a video event becomes a tuple of ``_EVENT_COLS`` (``offs`` as returned by
+    ``_offsets``)."""
+    code = p.code
+    cur, old_t, new_t, old_s, new_s, _ = offs
+    return (
+        course,
+        user,
+        et,
+        vid.strip(),
+        code if type(code) is str else None,
+        number(p.duration),
+        cur,
+        old_t,
+        new_t,
+        old_s,
+        new_s,
+        line_no,
+    )
+
+
 class PartDecoder:
     """Accumulates the decoded content of one part, block by block.
 
@@ -330,28 +353,60 @@ class PartDecoder:
     # -- the hot loop ----------------------------------------------------------------
     def feed(self, block: bytes) -> None:
         """Decode a block of whole lines (the last line may lack its newline)."""
-        nl = block.count(b"\n")
-        n = nl if block.endswith(b"\n") else nl + 1
         if not block:
             return
+        nl = block.count(b"\n")
+        n = nl if block.endswith(b"\n") else nl + 1
         first = self.next_line
         self.next_line += n
         self.lines += n
         gc_was = gc.isenabled()
         gc.disable()  # the loops allocate many small objects that are never cyclic
         try:
-            objs = self._decode_clean_block(block, n)
-            if objs is None:
-                lines = block.split(b"\n")[:n]
-                self._feed_lines(lines, first)
-                self._parse_block_times(lines.__getitem__)
+            if self.count_activity:
+                self._feed_all(block, n, first)
             else:
-                self._feed_objects(objs, block, first)
-                self._parse_block_times(_BlockLines(block).__getitem__)
+                self._feed_needed(block, n, first)
             self._flush_rows()
         finally:
             if gc_was:
                 gc.enable()
+
+    def _feed_all(self, block: bytes, n: int, first: int) -> None:
+        """Every line decoded: the activity floor counts every line's (course, user)."""
+        numbers = range(first, first + n)
+        objs = self._decode_clean_block(block, n)
+        if objs is None:
+            lines = block.split(b"\n")[:n]
+            self._feed_lines(lines, numbers)
+        else:
+            lines = _BlockLines(block)
+            self._feed_objects(objs, lines, numbers)
+        self._parse_block_times(lines.__getitem__)
+
+    def _feed_needed(self, block: bytes, n: int, first: int) -> None:
+        """Only the lines ``prefilter`` says the job needs are decoded; the others are
+        accepted unread (prefilter's docstring says which, and why nothing is lost)."""
+        found = prefilter.needed(block, n)
+        if found is None:  # not UTF-8 somewhere: the same rule, line by line
+            every = block.split(b"\n")[:n]
+            keep = [i for i, text in enumerate(every) if not prefilter.unread(text)]
+            lines = [every[i] for i in keep]
+            numbers = [first + i for i in keep]
+        else:
+            idx, starts, ends = found
+            lines = [
+                block[a:b] for a, b in zip(starts[idx].tolist(), ends[idx].tolist(), strict=True)
+            ]
+            numbers = (idx + first).tolist()
+        if not lines:
+            return
+        objs = self._decode_clean_block(b"\n".join(lines), len(lines))
+        if objs is None:
+            self._feed_lines(lines, numbers)
+        else:
+            self._feed_objects(objs, lines, numbers)
+        self._parse_block_times(lines.__getitem__)
 
     def _parse_block_times(self, line_at) -> None:
         """Parse the times of this block's video rows in one go; a row whose time is not a
@@ -380,7 +435,7 @@ class PartDecoder:
             return None
         return objs if len(objs) == n else None
 
-    def _feed_objects(self, objs: list, block: bytes, first: int) -> None:
+    def _feed_objects(self, objs: list, lines, numbers) -> None:
         """Fast path: classify every line by its event type in bulk, then look closer only at
         the lines that matter (video events; team events; all when counting activity)."""
         cache = self._kind_cache
@@ -391,22 +446,21 @@ class PartDecoder:
             if k is None:
                 k = cache[et] = _kind_of(et)
             kinds.append(k)
-        lines = _BlockLines(block)
         kinds_a = np.array(kinds, dtype=np.int8)
-        self._videos_fast(objs, np.flatnonzero(kinds_a == _VIDEO).tolist(), first, lines)
+        self._videos_fast(objs, np.flatnonzero(kinds_a == _VIDEO).tolist(), numbers, lines)
         if self.count_activity:
             rest = np.flatnonzero(kinds_a != _VIDEO).tolist()
         else:
             rest = np.flatnonzero((kinds_a != _VIDEO) & (kinds_a != _OTHER)).tolist()
         for i in rest:
-            self._handle(objs[i], first + i, i, lines)
+            self._handle(objs[i], numbers[i], i, lines)
 
-    def _videos_fast(self, objs: list, todo: list[int], first: int, lines) -> None:
+    def _videos_fast(self, objs: list, todo: list[int], numbers, lines) -> None:
         """The usual browser or mobile video event, inline; anything unusual goes through
         ``_handle``. Same outcome as ``_handle`` for every line (the tests hold both)."""
         aliases = vocabulary.ALIASES
         payload_of = _decode_payload
-        num = number
+        row = _row
         rows_append = self._rows.append
         times_append = self._times.append
         index_append = self._time_index.append
@@ -424,7 +478,7 @@ class PartDecoder:
                 or type(ctx.course_id) is not str
                 or o.event == _NULL
             ):
-                self._handle(o, first + i, i, lines)
+                self._handle(o, numbers[i], i, lines)
                 continue
             course = ctx.course_id.strip()
             if not course:
@@ -438,38 +492,22 @@ class PartDecoder:
             p = payload_of(o.event)
             vid = p.id if p is not None else None
             if type(vid) is not str or not vid.strip():
-                self._handle(o, first + i, i, lines)  # rejects it, with its reason
+                self._handle(o, numbers[i], i, lines)  # rejects it, with its reason
                 continue
-            cur, old_t, new_t, old_s, new_s, missing = offsets(et, p)
-            if missing:
-                self._reject(first + i, MISSING_NUMBER, lines[i])
+            offs = offsets(et, p)
+            if offs[-1]:
+                self._reject(numbers[i], MISSING_NUMBER, lines[i])
                 continue
-            code = p.code
-            rows_append(
-                (
-                    course,
-                    user,
-                    et,
-                    vid.strip(),
-                    code if type(code) is str else None,
-                    num(p.duration),
-                    cur,
-                    old_t,
-                    new_t,
-                    old_s,
-                    new_s,
-                    first + i,
-                )
-            )
+            rows_append(row(course, user, et, vid, p, offs, numbers[i]))
             times_append(t)
             index_append(i)
         if anonymous:
             self.counts["anonymous_video_events"] += anonymous
 
-    def _feed_lines(self, lines: list[bytes], first: int) -> None:
+    def _feed_lines(self, lines: list[bytes], numbers) -> None:
         """Slow path, line by line: comments, prefixes, CRLF, bad lines."""
         for i, text in enumerate(lines):
-            line_no = first + i
+            line_no = numbers[i]
             if text.endswith(b"\r"):
                 text = text[:-1]
             if text[:1] != b"{":
@@ -526,7 +564,7 @@ class PartDecoder:
             return
         if not user:
             return
-        team = "studio" in et or "instructor" in et
+        team = vocabulary.is_team_event(et)
         if not (team or self.count_activity):
             return
         if self.window.bounded:
@@ -563,27 +601,11 @@ class PartDecoder:
             self._reject(line_no, why, lines[index])
             return
         # only the numbers this event's rule needs decide whether it is usable
-        cur, old_t, new_t, old_s, new_s, missing = _offsets(et, p)
-        if missing:
+        offs = _offsets(et, p)
+        if offs[-1]:
             self._reject(line_no, MISSING_NUMBER, lines[index])
             return
-        code = p.code
-        self._rows.append(
-            (
-                course,
-                user,
-                et,
-                vid.strip(),
-                code if type(code) is str else None,
-                number(p.duration),
-                cur,
-                old_t,
-                new_t,
-                old_s,
-                new_s,
-                line_no,
-            )
-        )
+        self._rows.append(_row(course, user, et, vid, p, offs, line_no))
         self._times.append(t)
         self._time_index.append(index)
 

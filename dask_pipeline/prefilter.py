@@ -1,0 +1,108 @@
+"""Which lines of a block the decoder needs to read, found without a Python loop over lines.
+
+Pure: bytes in, NumPy arrays out; no I/O, no Dask. A *candidate* is a line whose bytes spell
+one of ``MARKERS``: every video event name holds ``video`` or ``transcript`` (SPEC §4), every
+course-team event type holds a ``vocabulary.TEAM_MARKERS`` substring, and a ``\\u`` escape
+could spell any of them. JSON has no other escape that makes a letter, so a line without a
+marker cannot be a video event nor a team event, whatever its fields say.
+
+A line that is not a candidate is *accepted unread* when it has the shape of one JSON object
+(its first byte is ``{``, its last ``}`` before an optional ``\\r``) and is UTF-8: the job reads
+nothing in it, so nothing in it can be lost. Every other line goes through the decoder, which
+skips blanks and comments, strips a syslog prefix, and rejects a bad line with its reason.
+Activity counts (``--min-events``) need every line's (course, user), so the decoder then reads
+every line and this module is not used.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pyarrow as pa
+
+from . import vocabulary
+
+#: Substrings that make a line a candidate (see the module docstring).
+MARKERS = ("video", "transcript", *vocabulary.TEAM_MARKERS, "\\u")
+_PATTERN = "|".join(re.escape(m) for m in MARKERS)
+_BYTES_MARKERS = tuple(m.encode() for m in MARKERS)
+
+_OPEN, _CLOSE, _CR, _NL = ord("{"), ord("}"), ord("\r"), ord("\n")
+
+
+def is_candidate(line: bytes) -> bool:
+    """The rule for one line (the per-line form of ``needed``)."""
+    return any(m in line for m in _BYTES_MARKERS)
+
+
+def unread(line: bytes) -> bool:
+    """True when a line is accepted without being decoded (the per-line form of ``needed``)."""
+    if is_candidate(line):
+        return False
+    body = line[:-1] if line.endswith(b"\r") else line
+    if body[:1] != b"{" or body[-1:] != b"}":
+        return False
+    try:
+        line.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def line_bounds(block: bytes | memoryview, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(starts, ends) byte offsets of the block's ``n`` lines, newlines excluded."""
+    u8 = np.frombuffer(block, dtype=np.uint8)
+    nl = np.flatnonzero(u8 == _NL)
+    ends = nl[:n] if len(nl) >= n else np.append(nl, len(u8))
+    starts = np.empty(n, dtype=np.int64)
+    starts[:1] = 0
+    starts[1:] = ends[:-1] + 1
+    return starts, ends.astype(np.int64)
+
+
+def _contains(block, starts: np.ndarray, ends: np.ndarray) -> np.ndarray | None:
+    """Candidate mask over the lines, by one regex pass over an Arrow view of the block (no
+    copy of the text); None when the block is not UTF-8 (the caller goes line by line)."""
+    offsets = np.empty(len(starts) + 1, dtype=np.int64)
+    offsets[:-1] = starts
+    offsets[-1] = ends[-1] if len(ends) else 0
+    # each line's slice runs to the next line's start: the newline stays inside, harmlessly
+    arr = pa.Array.from_buffers(
+        pa.large_string(), len(starts), [None, pa.py_buffer(offsets), pa.py_buffer(block)]
+    )
+    try:
+        arr.validate(full=True)  # UTF-8 (polars trusts its input)
+    except pa.ArrowInvalid:
+        return None
+    return _match(arr)
+
+
+def _match(arr: pa.Array) -> np.ndarray:
+    try:
+        import polars as pl
+    except ImportError:  # pragma: no cover - polars is a dependency; RE2 is 5x slower
+        import pyarrow.compute as pc
+
+        return pc.match_substring_regex(arr, _PATTERN).to_numpy(zero_copy_only=False)
+    return pl.from_arrow(arr).str.contains(_PATTERN).to_numpy()
+
+
+def needed(block, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """(indexes of the lines the decoder must read, starts, ends) for a block of ``n`` lines;
+    the other lines are accepted unread. None when the block is not UTF-8."""
+    starts, ends = line_bounds(block, n)
+    cand = _contains(block, starts, ends)
+    if cand is None:
+        return None
+    u8 = np.frombuffer(block, dtype=np.uint8)
+    nonempty = ends > starts
+    first = np.zeros(n, dtype=np.uint8)
+    first[nonempty] = u8[starts[nonempty]]
+    last = np.zeros(n, dtype=np.uint8)
+    last[nonempty] = u8[ends[nonempty] - 1]
+    # a CRLF line: look one byte further back
+    cr = nonempty & (last == _CR) & (ends - starts >= 2)
+    last[cr] = u8[ends[cr] - 2]
+    shaped = (first == _OPEN) & (last == _CLOSE)
+    return np.flatnonzero(cand | ~shaped), starts, ends
