@@ -429,6 +429,7 @@ class PartDecoder:
         self._act_times: list[str] = []
         self._act_keys: list[tuple[str, str, bool]] = []
         self._rejects: list[tuple[int, str, str]] = []
+        self._scanner = prefilter.Scanner()
         self.lines = 0
         self.skipped = 0
         self.rejected: Counter = Counter()
@@ -437,32 +438,39 @@ class PartDecoder:
     # -- rejects ---------------------------------------------------------------------
     def _reject(self, line_no: int, reason: str, text: bytes) -> None:
         self.rejected[reason] += 1
-        self._rejects.append((line_no, reason, text[:REJECT_TEXT_MAX].decode("utf-8", "replace")))
+        text = bytes(text[:REJECT_TEXT_MAX])  # a line may be a view of the block
+        self._rejects.append((line_no, reason, text.decode("utf-8", "replace")))
 
     # -- the hot loop ----------------------------------------------------------------
-    def feed(self, block: bytes) -> None:
-        """Decode a block of whole lines (the last line may lack its newline)."""
-        if not block:
+    def feed(self, block: bytes | memoryview) -> None:
+        """Decode a block of whole lines (the last line may lack its newline). The block is
+        not kept: it may be a view of a buffer the reader reuses."""
+        if not len(block):
             return
-        nl = block.count(b"\n")
-        n = nl if block.endswith(b"\n") else nl + 1
-        first = self.next_line
-        self.next_line += n
-        self.lines += n
         gc_was = gc.isenabled()
         gc.disable()  # the loops allocate many small objects that are never cyclic
         try:
             if self.count_activity:
-                self._feed_all(block, n, first)
+                self._feed_all(bytes(block))
             else:
-                self._feed_needed(block, n, first)
+                self._feed_needed(block)
             self._flush_rows()
         finally:
             if gc_was:
                 gc.enable()
 
-    def _feed_all(self, block: bytes, n: int, first: int) -> None:
+    def _advance(self, n: int) -> int:
+        """Count ``n`` more lines; the number of the first."""
+        first = self.next_line
+        self.next_line += n
+        self.lines += n
+        return first
+
+    def _feed_all(self, block: bytes) -> None:
         """Every line decoded: the activity floor counts every line's (course, user)."""
+        nl = block.count(b"\n")
+        n = nl if block.endswith(b"\n") else nl + 1
+        first = self._advance(n)
         numbers = range(first, first + n)
         objs = self._decode_clean_block(block, n)
         if objs is None:
@@ -473,25 +481,31 @@ class PartDecoder:
             self._feed_objects(objs, lines, numbers)
         self._parse_block_times(lines.__getitem__)
 
-    def _feed_needed(self, block: bytes, n: int, first: int) -> None:
+    def _feed_needed(self, block: bytes | memoryview) -> None:
         """Only the lines ``prefilter`` says the job needs are decoded; the others are
         accepted unread (prefilter's docstring says which, and why nothing is lost)."""
-        found = prefilter.needed(block, n)
+        found = self._scanner.needed(block)
         if found is None:  # not UTF-8 somewhere: the same rule, line by line
-            every = block.split(b"\n")[:n]
+            every = bytes(block).split(b"\n")
+            if not every[-1]:
+                every.pop()
+            first = self._advance(len(every))
             keep = [i for i, text in enumerate(every) if not prefilter.unread(text)]
             lines = [every[i] for i in keep]
             numbers = [first + i for i in keep]
         else:
             idx, starts, ends = found
+            first = self._advance(len(starts))
+            view = memoryview(block)
             lines = [
-                block[a:b] for a, b in zip(starts[idx].tolist(), ends[idx].tolist(), strict=True)
+                view[a:b] for a, b in zip(starts[idx].tolist(), ends[idx].tolist(), strict=True)
             ]
             numbers = (idx + first).tolist()
         if not lines:
             return
         objs = self._decode_clean_block(b"\n".join(lines), len(lines))
         if objs is None:
+            lines = [bytes(x) for x in lines]  # views of the block until here
             self._feed_lines(lines, numbers)
         else:
             self._feed_objects(objs, lines, numbers)

@@ -50,15 +50,45 @@ def unread(line: bytes) -> bool:
     return True
 
 
-def line_bounds(block: bytes | memoryview, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """(starts, ends) byte offsets of the block's ``n`` lines, newlines excluded."""
-    u8 = np.frombuffer(block, dtype=np.uint8)
-    nl = np.flatnonzero(u8 == _NL)
-    ends = nl[:n] if len(nl) >= n else np.append(nl, len(u8))
-    starts = np.empty(n, dtype=np.int64)
+class Scanner:
+    """``needed`` with a scratch buffer kept from block to block (a fresh 16 MB temporary per
+    block would be page-faulted in again in a Dask worker)."""
+
+    def __init__(self) -> None:
+        self._scratch = np.empty(0, dtype=bool)
+
+    def newlines(self, u8: np.ndarray) -> np.ndarray:
+        if len(self._scratch) < len(u8):
+            self._scratch = np.empty(len(u8) + (len(u8) >> 2), dtype=bool)
+        mask = self._scratch[: len(u8)]
+        np.equal(u8, _NL, out=mask)
+        return np.flatnonzero(mask)
+
+    def needed(self, block) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """(indexes of the lines the decoder must read, line starts, line ends) of a block;
+        the other lines are accepted unread. None when the block is not UTF-8."""
+        u8 = np.frombuffer(block, dtype=np.uint8)
+        starts, ends = _bounds(self.newlines(u8), len(u8))
+        cand = _contains(block, starts, ends)
+        if cand is None:
+            return None
+        return np.flatnonzero(cand | ~_shaped(u8, starts, ends)), starts, ends
+
+
+def needed(block) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """``Scanner().needed(block)``."""
+    return Scanner().needed(block)
+
+
+def _bounds(nl: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """(starts, ends) byte offsets of the lines, newlines excluded; a last line without a
+    newline counts."""
+    ends = nl if size == 0 or (len(nl) and nl[-1] == size - 1) else np.append(nl, size)
+    ends = ends.astype(np.int64)
+    starts = np.empty(len(ends), dtype=np.int64)
     starts[:1] = 0
     starts[1:] = ends[:-1] + 1
-    return starts, ends.astype(np.int64)
+    return starts, ends
 
 
 def _contains(block, starts: np.ndarray, ends: np.ndarray) -> np.ndarray | None:
@@ -88,21 +118,14 @@ def _match(arr: pa.Array) -> np.ndarray:
     return pl.from_arrow(arr).str.contains(_PATTERN).to_numpy()
 
 
-def needed(block, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-    """(indexes of the lines the decoder must read, starts, ends) for a block of ``n`` lines;
-    the other lines are accepted unread. None when the block is not UTF-8."""
-    starts, ends = line_bounds(block, n)
-    cand = _contains(block, starts, ends)
-    if cand is None:
-        return None
-    u8 = np.frombuffer(block, dtype=np.uint8)
+def _shaped(u8: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Lines whose first byte is ``{`` and last ``}`` (before an optional ``\\r``)."""
+    n = len(starts)
     nonempty = ends > starts
     first = np.zeros(n, dtype=np.uint8)
     first[nonempty] = u8[starts[nonempty]]
     last = np.zeros(n, dtype=np.uint8)
     last[nonempty] = u8[ends[nonempty] - 1]
-    # a CRLF line: look one byte further back
     cr = nonempty & (last == _CR) & (ends - starts >= 2)
     last[cr] = u8[ends[cr] - 2]
-    shaped = (first == _OPEN) & (last == _CLOSE)
-    return np.flatnonzero(cand | ~shaped), starts, ends
+    return (first == _OPEN) & (last == _CLOSE)

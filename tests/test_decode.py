@@ -437,7 +437,7 @@ def test_prefilter_path_keeps_what_decoding_every_line_keeps(entries, data):
 )
 def test_candidate_markers(line, candidate):
     assert prefilter.is_candidate(line) is candidate
-    found = prefilter.needed(line + b"\n", 1)
+    found = prefilter.needed(line + b"\n")
     assert found is not None and (len(found[0]) == 1) is candidate
 
 
@@ -459,7 +459,7 @@ def test_lines_accepted_unread(line, unread):
     """prefilter.unread (the per-line rule) and prefilter.needed (the block form) agree."""
     assert prefilter.unread(line) is unread
     block = b"\n".join([b'{"a": 1}', line, b'{"b": 2}']) + b"\n"
-    idx, _, _ = prefilter.needed(block, 3)
+    idx, _, _ = prefilter.needed(block)
     assert list(idx) == ([] if unread else [1])
 
 
