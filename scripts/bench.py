@@ -412,7 +412,7 @@ def main(argv: list[str] | None = None) -> int:
         "results": best,
         "all_runs": results,
         "ratios": {
-            k: round(job["lines_per_s"] / v["lines_per_s"], 2)
+            k: float(f"{job['lines_per_s'] / v['lines_per_s']:.3g}")
             for k, v in best.items()
             if k != "job"
         },
