@@ -1,10 +1,12 @@
 """Which lines of a block the decoder needs to read, found without a Python loop over lines.
 
-Pure: bytes in, NumPy arrays out; no I/O, no Dask. A *candidate* is a line whose bytes spell
-one of ``MARKERS``: every video event name holds ``video`` or ``transcript`` (SPEC §4), every
-course-team event type holds a ``vocabulary.TEAM_MARKERS`` substring, and a ``\\u`` escape
-could spell any of them. JSON has no other escape that makes a letter, so a line without a
-marker cannot be a video event nor a team event, whatever its fields say.
+Pure: bytes in, NumPy arrays out; no I/O, no Dask. A *candidate* is a line in which the
+``PATTERN`` regex matches: a top-level-looking ``"event_type"`` or ``"name"`` whose value is a
+video event name (SPEC §4, any spelling ``vocabulary`` knows), or one that holds a
+``vocabulary.TEAM_MARKERS`` substring (a course-team event), or a ``\\u`` escape anywhere
+(an escape could spell any of them; JSON has no other escape that makes a letter). The decoder
+tells a video or team event only by those two fields, so a line the pattern does not match is
+neither, whatever else it holds (nested keys of the same names only add candidates).
 
 A line that is not a candidate is *accepted unread* when it has the shape of one JSON object
 (its first byte is ``{``, its last ``}`` before an optional ``\\r``) and is UTF-8: the job reads
@@ -28,17 +30,26 @@ try:  # a Rust regex over the whole block: about 5x faster than pyarrow's RE2 he
 except ImportError:  # pragma: no cover - polars is a dependency
     pl = None
 
-#: Substrings that make a line a candidate (see the module docstring).
-MARKERS = ("video", "transcript", *vocabulary.TEAM_MARKERS, "\\u")
-_PATTERN = "|".join(re.escape(m) for m in MARKERS)
-_BYTES_MARKERS = tuple(m.encode() for m in MARKERS)
+
+def _pattern() -> str:
+    ws = r"[ \t\r]*"  # JSON whitespace (a line holds no newline)
+    key = '"(?:event_type|name)"' + ws + ":" + ws + '"'
+    names = sorted(vocabulary.VIDEO_EVENTS | set(vocabulary.ALIASES))
+    video = key + "(?:" + "|".join(map(re.escape, names)) + ')"'
+    team = key + r'(?:[^"\\]|\\.)*?(?:' + "|".join(map(re.escape, vocabulary.TEAM_MARKERS)) + ")"
+    return f"{video}|{team}|\\\\u"
+
+
+#: The candidate regex (same syntax for Rust's regex crate and Python's re).
+PATTERN = _pattern()
+_RE = re.compile(PATTERN.encode())
 
 _OPEN, _CLOSE, _CR, _NL = ord("{"), ord("}"), ord("\r"), ord("\n")
 
 
 def is_candidate(line: bytes) -> bool:
     """The rule for one line (the per-line form of ``needed``)."""
-    return any(m in line for m in _BYTES_MARKERS)
+    return _RE.search(line) is not None
 
 
 def unread(line: bytes) -> bool:
@@ -117,8 +128,8 @@ def _match(arr: pa.Array) -> np.ndarray:
     if pl is None:  # pragma: no cover
         import pyarrow.compute as pc
 
-        return pc.match_substring_regex(arr, _PATTERN).to_numpy(zero_copy_only=False)
-    return pl.from_arrow(arr).str.contains(_PATTERN).to_numpy()
+        return pc.match_substring_regex(arr, PATTERN).to_numpy(zero_copy_only=False)
+    return pl.from_arrow(arr).str.contains(PATTERN).to_numpy()
 
 
 def _shaped(u8: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:

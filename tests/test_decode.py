@@ -432,7 +432,12 @@ def test_prefilter_path_keeps_what_decoding_every_line_keeps(entries, data):
         (b'{"event_type": "studio:preview"}', True),
         (b'{"event_type": "show_transcript"}', True),
         (b'{"event_type": "play\\u005fvideo"}', True),  # an escape may spell any marker
+        (b'{"event_type": null, "name":"edx.video.played"}', True),
+        (b'{"event_type": "x \\" studio"}', True),  # an escaped quote inside the value
         (b'{"event_type": "problem_check", "page": "x"}', False),
+        # a handler of a video block is not a video event: "video" alone does not make one
+        (b'{"event_type": "/courses/c/xblock/block-v1:O+C+R+type@video+block@1/handler/h"}', False),
+        (b'{"event_type": "problem_check", "event": {"name": "play_video"}}', True),  # nested
     ],
 )
 def test_candidate_markers(line, candidate):
