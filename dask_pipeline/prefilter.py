@@ -85,7 +85,7 @@ class Scanner:
         the other lines are accepted unread. None when the block is not UTF-8."""
         u8 = np.frombuffer(block, dtype=np.uint8)
         starts, ends = _bounds(self.newlines(u8), len(u8))
-        cand = _contains(block, starts, ends)
+        cand = _contains(block, u8, starts, ends)
         if cand is None:
             return None
         return np.flatnonzero(cand | ~_shaped(u8, starts, ends)), starts, ends
@@ -107,7 +107,7 @@ def _bounds(nl: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
     return starts, ends
 
 
-def _contains(block, starts: np.ndarray, ends: np.ndarray) -> np.ndarray | None:
+def _contains(block, u8: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray | None:
     """Candidate mask over the lines, by one regex pass over an Arrow view of the block (no
     copy of the text); None when the block is not UTF-8 (the caller goes line by line)."""
     offsets = np.empty(len(starts) + 1, dtype=np.int64)
@@ -117,10 +117,11 @@ def _contains(block, starts: np.ndarray, ends: np.ndarray) -> np.ndarray | None:
     arr = pa.Array.from_buffers(
         pa.large_string(), len(starts), [None, pa.py_buffer(offsets), pa.py_buffer(block)]
     )
-    try:
-        arr.validate(full=True)  # UTF-8 (polars trusts its input)
-    except pa.ArrowInvalid:
-        return None
+    if u8.max(initial=0) >= 0x80:  # ASCII is UTF-8 (Python's json writes ASCII by default)
+        try:
+            arr.validate(full=True)  # UTF-8 (polars trusts its input)
+        except pa.ArrowInvalid:
+            return None
     return _match(arr)
 
 
