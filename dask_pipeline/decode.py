@@ -20,8 +20,9 @@ from typing import Any
 import msgspec
 import numpy as np
 import pandas as pd
+from msgspec.structs import astuple
 
-from . import schema, vocabulary
+from . import prefilter, schema, vocabulary
 
 #: A numeric string in the payload (SPEC §2: "12.5", "1.25"); nothing else is a number.
 NUM_RE = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
@@ -238,6 +239,93 @@ def _decode_raw_payload(raw: bytes | str | msgspec.Raw) -> _Payload | None:
     return _Payload(**{f: _field(getattr(r, f)) for f in _Payload.__struct_fields__})
 
 
+_payload_lines_dec = msgspec.json.Decoder(_Payload)
+_strs_dec = msgspec.json.Decoder(list[str])
+
+
+def _payloads(raws: list) -> list:
+    """``_decode_payload`` of every raw payload, in a few decoder calls instead of one or two
+    per event; a group holding any odd payload is decoded one by one."""
+    out: list = [None] * len(raws)
+    quoted = [memoryview(r)[0] == 34 for r in raws]  # a JSON string: a browser payload
+    browser = [k for k, q in enumerate(quoted) if q]
+    mobile = [k for k, q in enumerate(quoted) if not q]
+    for group, is_str in ((browser, True), (mobile, False)):
+        if not group:
+            continue
+        got = _bulk_payloads([raws[k] for k in group], is_str)
+        if got is None:
+            got = [_decode_payload(raws[k]) for k in group]
+        for k, p in zip(group, got, strict=True):
+            out[k] = p
+    return out
+
+
+def _bulk_payloads(raws: list, is_str: bool) -> list | None:
+    """Payload objects (JSON strings holding them when ``is_str``) decoded as one
+    newline-delimited text; None unless every one is a plain JSON object on its own line."""
+    try:
+        texts = _strs_dec.decode(b"[" + b",".join(raws) + b"]") if is_str else raws
+        joined = "\n".join(texts) if is_str else b"\n".join(texts)
+        if joined.count("\n" if is_str else b"\n") != len(raws) - 1:
+            return None  # a payload holding a newline would span lines
+        got = _payload_lines_dec.decode_lines(joined)
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+        return None
+    return got if len(got) == len(raws) else None
+
+
+def _floats(values: list) -> np.ndarray:
+    """``number`` of every value as float64 (NaN for None): NumPy converts them at once
+    when they are all JSON numbers or null, else one by one."""
+    if set(map(type, values)) <= _PLAIN_NUMBERS:
+        try:
+            a = np.array(values, dtype=np.float64)
+        except OverflowError:  # an integer beyond float range: number() makes it None
+            pass
+        else:
+            a[~np.isfinite(a)] = np.nan
+            return a
+    return np.array([None if v is None else number(v) for v in values], dtype=np.float64)
+
+
+_PLAIN_NUMBERS = {float, int, type(None)}
+_SEEK_K, _SPEED_K, _NEEDS_CUR_K = 1, 2, 3
+_RULE_KIND = {vocabulary.SEEK: _SEEK_K, vocabulary.SPEED: _SPEED_K}
+_RULE_KIND |= {e: _NEEDS_CUR_K for e in vocabulary.REQUIRED_NUMBERS if e not in _RULE_KIND}
+
+
+def _offset_columns(ets: list[str], pays: list) -> tuple[dict, np.ndarray]:
+    """``_offsets`` over many events at once: the float columns of ``_FLOAT_COLS`` and the
+    mask of events missing a number their rule needs."""
+
+    fields = dict(
+        zip(_Payload.__struct_fields__, zip(*map(astuple, pays), strict=True), strict=True)
+    )
+
+    def col(name: str) -> np.ndarray:
+        return _floats(fields[name])
+
+    kind = np.array([_RULE_KIND.get(e, 0) for e in ets], dtype=np.int8)
+    seek, speed = kind == _SEEK_K, kind == _SPEED_K
+    a, b = col("currentTime"), col("current_time")  # each rule's own spelling first
+    cur = np.where(speed, np.where(np.isnan(b), a, b), np.where(np.isnan(a), b, a))
+    cur[seek] = np.nan
+    old_t, new_t, old_s, new_s = (
+        col("old_time"),
+        col("new_time"),
+        col("old_speed"),
+        col("new_speed"),
+    )
+    old_t[~seek] = new_t[~seek] = np.nan
+    old_s[~speed] = new_s[~speed] = np.nan
+    nan = np.isnan
+    missing = (seek & (nan(old_t) | nan(new_t))) | (kind == _NEEDS_CUR_K) & nan(cur)
+    missing |= speed & (nan(cur) | nan(old_s) | nan(new_s))
+    cols = dict(zip(_FLOAT_COLS, (col("duration"), cur, old_t, new_t, old_s, new_s), strict=True))
+    return cols, missing
+
+
 @dataclass
 class Window:
     """Which events a run uses, as UTC microseconds (None: unbounded).
@@ -285,6 +373,30 @@ _EVENT_COLS = (
     "new_speed",
     "line",
 )
+_FLOAT_COLS = _EVENT_COLS[5:11]
+
+
+def _row(
+    course: str, user: str, et: str, vid: str, p: _Payload, offs: tuple, line_no: int
+) -> tuple:
+    """The one place a video event becomes a tuple of ``_EVENT_COLS`` (``offs`` as returned by
+    ``_offsets``)."""
+    code = p.code
+    cur, old_t, new_t, old_s, new_s, _ = offs
+    return (
+        course,
+        user,
+        et,
+        vid.strip(),
+        code if type(code) is str else None,
+        number(p.duration),
+        cur,
+        old_t,
+        new_t,
+        old_s,
+        new_s,
+        line_no,
+    )
 
 
 class PartDecoder:
@@ -317,6 +429,7 @@ class PartDecoder:
         self._act_times: list[str] = []
         self._act_keys: list[tuple[str, str, bool]] = []
         self._rejects: list[tuple[int, str, str]] = []
+        self._scanner = prefilter.Scanner()
         self.lines = 0
         self.skipped = 0
         self.rejected: Counter = Counter()
@@ -325,33 +438,78 @@ class PartDecoder:
     # -- rejects ---------------------------------------------------------------------
     def _reject(self, line_no: int, reason: str, text: bytes) -> None:
         self.rejected[reason] += 1
-        self._rejects.append((line_no, reason, text[:REJECT_TEXT_MAX].decode("utf-8", "replace")))
+        text = bytes(text[:REJECT_TEXT_MAX])  # a line may be a view of the block
+        self._rejects.append((line_no, reason, text.decode("utf-8", "replace")))
 
     # -- the hot loop ----------------------------------------------------------------
-    def feed(self, block: bytes) -> None:
-        """Decode a block of whole lines (the last line may lack its newline)."""
-        nl = block.count(b"\n")
-        n = nl if block.endswith(b"\n") else nl + 1
-        if not block:
+    def feed(self, block: bytes | memoryview) -> None:
+        """Decode a block of whole lines (the last line may lack its newline). The block is
+        not kept: it may be a view of a buffer the reader reuses."""
+        if not len(block):
             return
-        first = self.next_line
-        self.next_line += n
-        self.lines += n
         gc_was = gc.isenabled()
         gc.disable()  # the loops allocate many small objects that are never cyclic
         try:
-            objs = self._decode_clean_block(block, n)
-            if objs is None:
-                lines = block.split(b"\n")[:n]
-                self._feed_lines(lines, first)
-                self._parse_block_times(lines.__getitem__)
+            if self.count_activity:
+                self._feed_all(bytes(block))
             else:
-                self._feed_objects(objs, block, first)
-                self._parse_block_times(_BlockLines(block).__getitem__)
+                self._feed_needed(block)
             self._flush_rows()
         finally:
             if gc_was:
                 gc.enable()
+
+    def _advance(self, n: int) -> int:
+        """Count ``n`` more lines; the number of the first."""
+        first = self.next_line
+        self.next_line += n
+        self.lines += n
+        return first
+
+    def _feed_all(self, block: bytes) -> None:
+        """Every line decoded: the activity floor counts every line's (course, user)."""
+        nl = block.count(b"\n")
+        n = nl if block.endswith(b"\n") else nl + 1
+        first = self._advance(n)
+        numbers = range(first, first + n)
+        objs = self._decode_clean_block(block, n)
+        if objs is None:
+            lines = block.split(b"\n")[:n]
+            self._feed_lines(lines, numbers)
+        else:
+            lines = _BlockLines(block)
+            self._feed_objects(objs, lines, numbers)
+        self._parse_block_times(lines.__getitem__)
+
+    def _feed_needed(self, block: bytes | memoryview) -> None:
+        """Only the lines ``prefilter`` says the job needs are decoded; the others are
+        accepted unread (prefilter's docstring says which, and why nothing is lost)."""
+        found = self._scanner.needed(block)
+        if found is None:  # not UTF-8 somewhere: the same rule, line by line
+            every = bytes(block).split(b"\n")
+            if not every[-1]:
+                every.pop()
+            first = self._advance(len(every))
+            keep = [i for i, text in enumerate(every) if not prefilter.unread(text)]
+            lines = [every[i] for i in keep]
+            numbers = [first + i for i in keep]
+        else:
+            idx, starts, ends = found
+            first = self._advance(len(starts))
+            view = memoryview(block)
+            lines = [
+                view[a:b] for a, b in zip(starts[idx].tolist(), ends[idx].tolist(), strict=True)
+            ]
+            numbers = (idx + first).tolist()
+        if not lines:
+            return
+        objs = self._decode_clean_block(b"\n".join(lines), len(lines))
+        if objs is None:
+            lines = [bytes(x) for x in lines]  # views of the block until here
+            self._feed_lines(lines, numbers)
+        else:
+            self._feed_objects(objs, lines, numbers)
+        self._parse_block_times(lines.__getitem__)
 
     def _parse_block_times(self, line_at) -> None:
         """Parse the times of this block's video rows in one go; a row whose time is not a
@@ -380,7 +538,7 @@ class PartDecoder:
             return None
         return objs if len(objs) == n else None
 
-    def _feed_objects(self, objs: list, block: bytes, first: int) -> None:
+    def _feed_objects(self, objs: list, lines, numbers) -> None:
         """Fast path: classify every line by its event type in bulk, then look closer only at
         the lines that matter (video events; team events; all when counting activity)."""
         cache = self._kind_cache
@@ -391,85 +549,87 @@ class PartDecoder:
             if k is None:
                 k = cache[et] = _kind_of(et)
             kinds.append(k)
-        lines = _BlockLines(block)
         kinds_a = np.array(kinds, dtype=np.int8)
-        self._videos_fast(objs, np.flatnonzero(kinds_a == _VIDEO).tolist(), first, lines)
+        self._videos_fast(objs, np.flatnonzero(kinds_a == _VIDEO).tolist(), numbers, lines)
         if self.count_activity:
             rest = np.flatnonzero(kinds_a != _VIDEO).tolist()
         else:
             rest = np.flatnonzero((kinds_a != _VIDEO) & (kinds_a != _OTHER)).tolist()
         for i in rest:
-            self._handle(objs[i], first + i, i, lines)
+            self._handle(objs[i], numbers[i], i, lines)
 
-    def _videos_fast(self, objs: list, todo: list[int], first: int, lines) -> None:
-        """The usual browser or mobile video event, inline; anything unusual goes through
-        ``_handle``. Same outcome as ``_handle`` for every line (the tests hold both)."""
-        aliases = vocabulary.ALIASES
-        payload_of = _decode_payload
-        num = number
-        rows_append = self._rows.append
-        times_append = self._times.append
-        index_append = self._time_index.append
-        offsets = _offsets
-        anonymous = 0
+    def _videos_fast(self, objs: list, todo: list[int], numbers, lines) -> None:
+        """The usual browser or mobile video events, as columns (``_video_columns``); anything
+        unusual goes through ``_handle``. Same outcome as ``_handle`` for every line (the
+        tests hold both)."""
+        plain = []
         for i in todo:
             o = objs[i]
-            user = o.username
-            t = o.time
             ctx = o.context
             if (
-                type(user) is not str
-                or type(t) is not str
-                or ctx is None
-                or type(ctx.course_id) is not str
-                or o.event == _NULL
+                type(o.username) is str
+                and type(o.time) is str
+                and ctx is not None
+                and type(ctx.course_id) is str
+                and o.event != _NULL
             ):
-                self._handle(o, first + i, i, lines)
+                plain.append(i)
+            else:
+                self._handle(o, numbers[i], i, lines)
+        if plain:
+            self._video_columns([objs[i] for i in plain], plain, numbers, lines)
+
+    def _video_columns(self, sel: list, where: list[int], numbers, lines) -> None:
+        """Video events ``sel`` (lines ``where`` of the block) to a columnar chunk: payloads
+        decoded in bulk, numbers converted by NumPy; rejects as ``_video`` makes them."""
+        courses = [o.context.course_id.strip() for o in sel]
+        users = [o.username.strip() for o in sel]
+        pays = _payloads([o.event for o in sel])
+        ok = []
+        anonymous = 0
+        for k, p in enumerate(pays):
+            if not courses[k]:
                 continue
-            course = ctx.course_id.strip()
-            if not course:
-                continue
-            user = user.strip()
-            if not user:
+            if not users[k]:
                 anonymous += 1
                 continue
-            et = o.event_type
-            et = aliases.get(et, et)
-            p = payload_of(o.event)
             vid = p.id if p is not None else None
             if type(vid) is not str or not vid.strip():
-                self._handle(o, first + i, i, lines)  # rejects it, with its reason
+                i = where[k]
+                self._handle(sel[k], numbers[i], i, lines)  # rejects it, with its reason
                 continue
-            cur, old_t, new_t, old_s, new_s, missing = offsets(et, p)
-            if missing:
-                self._reject(first + i, MISSING_NUMBER, lines[i])
-                continue
-            code = p.code
-            rows_append(
-                (
-                    course,
-                    user,
-                    et,
-                    vid.strip(),
-                    code if type(code) is str else None,
-                    num(p.duration),
-                    cur,
-                    old_t,
-                    new_t,
-                    old_s,
-                    new_s,
-                    first + i,
-                )
-            )
-            times_append(t)
-            index_append(i)
+            ok.append(k)
         if anonymous:
             self.counts["anonymous_video_events"] += anonymous
+        if not ok:
+            return
+        aliases = vocabulary.ALIASES
+        ets = [aliases.get(e, e) for e in (sel[k].event_type for k in ok)]
+        cols, missing = _offset_columns(ets, [pays[k] for k in ok])
+        for j in np.flatnonzero(missing).tolist():
+            i = where[ok[j]]
+            self._reject(numbers[i], MISSING_NUMBER, lines[i])
+        keep = np.flatnonzero(~missing)
+        ok = [ok[j] for j in keep.tolist()]
+        if not ok:
+            return
+        cols = {c: v[keep] for c, v in cols.items()}
+        cols["course_id"] = [courses[k] for k in ok]
+        cols["username"] = [users[k] for k in ok]
+        cols["event_type"] = [ets[j] for j in keep.tolist()]
+        cols["video_id"] = [pays[k].id.strip() for k in ok]
+        cols["code"] = [c if type(c) is str else None for c in (pays[k].code for k in ok)]
+        cols["line"] = [numbers[where[k]] for k in ok]
+        us = _parse_times([sel[k].time for k in ok]).astype("int64")
+        for j in np.flatnonzero(us == _NAT).tolist():
+            i = where[ok[j]]
+            self._reject(numbers[i], BAD_TIME, lines[i])
+        self._chunks.append(self._chunk(cols, us))
 
-    def _feed_lines(self, lines: list[bytes], first: int) -> None:
+    def _feed_lines(self, lines: list[bytes], numbers) -> None:
         """Slow path, line by line: comments, prefixes, CRLF, bad lines."""
         for i, text in enumerate(lines):
-            line_no = first + i
+            line_no = numbers[i]
             if text.endswith(b"\r"):
                 text = text[:-1]
             if text[:1] != b"{":
@@ -526,7 +686,7 @@ class PartDecoder:
             return
         if not user:
             return
-        team = "studio" in et or "instructor" in et
+        team = vocabulary.is_team_event(et)
         if not (team or self.count_activity):
             return
         if self.window.bounded:
@@ -563,27 +723,11 @@ class PartDecoder:
             self._reject(line_no, why, lines[index])
             return
         # only the numbers this event's rule needs decide whether it is usable
-        cur, old_t, new_t, old_s, new_s, missing = _offsets(et, p)
-        if missing:
+        offs = _offsets(et, p)
+        if offs[-1]:
             self._reject(line_no, MISSING_NUMBER, lines[index])
             return
-        code = p.code
-        self._rows.append(
-            (
-                course,
-                user,
-                et,
-                vid.strip(),
-                code if type(code) is str else None,
-                number(p.duration),
-                cur,
-                old_t,
-                new_t,
-                old_s,
-                new_s,
-                line_no,
-            )
-        )
+        self._rows.append(_row(course, user, et, vid, p, offs, line_no))
         self._times.append(t)
         self._time_index.append(index)
 
@@ -598,25 +742,23 @@ class PartDecoder:
         self._rows = []
         us = np.concatenate(self._time_chunks)
         self._time_chunks = []
-        self._chunks.append(
-            pd.DataFrame(
-                {
-                    "course_id": schema.strings(c["course_id"]),
-                    "username": schema.strings(c["username"]),
-                    "time": us,
-                    "event_type": schema.strings(c["event_type"]),
-                    "video_id": schema.strings(c["video_id"]),
-                    "code": schema.strings(c["code"]),
-                    "duration": np.array(c["duration"], dtype="float64"),
-                    "current_time": np.array(c["current_time"], dtype="float64"),
-                    "old_time": np.array(c["old_time"], dtype="float64"),
-                    "new_time": np.array(c["new_time"], dtype="float64"),
-                    "old_speed": np.array(c["old_speed"], dtype="float64"),
-                    "new_speed": np.array(c["new_speed"], dtype="float64"),
-                    "file": np.full(len(us), self.file, dtype="int32"),
-                    "line": np.array(c["line"], dtype="int64"),
-                }
-            )
+        self._chunks.append(self._chunk(c, us))
+
+    def _chunk(self, c: dict, us: np.ndarray) -> pd.DataFrame:
+        """A schema.EVENTS chunk from columns (lists or arrays) named as ``_EVENT_COLS`` and
+        the times as int64 microseconds."""
+        return pd.DataFrame(
+            {
+                "course_id": schema.strings(c["course_id"]),
+                "username": schema.strings(c["username"]),
+                "time": us,
+                "event_type": schema.strings(c["event_type"]),
+                "video_id": schema.strings(c["video_id"]),
+                "code": schema.strings(c["code"]),
+                **{f: np.asarray(c[f], dtype="float64") for f in _FLOAT_COLS},
+                "file": np.full(len(us), self.file, dtype="int32"),
+                "line": np.asarray(c["line"], dtype="int64"),
+            }
         )
 
     def finish(self) -> Decoded:

@@ -25,6 +25,9 @@ def test_bench_script_runs_on_a_tiny_dataset(tmp_path):
             str(tmp_path / "work"),
             "--json",
             str(out),
+            "--video-share",
+            "0.1",
+            "--compact",
         ],  # fmt: skip
         capture_output=True,
         text=True,
@@ -38,3 +41,9 @@ def test_bench_script_runs_on_a_tiny_dataset(tmp_path):
     assert set(job["task_seconds"]) >= {"read_decode", "filter", "segments", "metrics"}
     assert job["worker_peak_rss_mib"] and job["client_peak_rss_mib"] > 0
     assert "lines/s" in r.stdout and "machine:" in r.stdout
+    # the real-mix set: video lines thinned to the share asked, compact JSON, gzip -6
+    desc = res["dataset"]["desc"]
+    assert abs(desc["measured_video_share"] - 0.1) < 0.02 and desc["json"] == "compact"
+    # the floor read the same files, line for line, and the job's share of it is reported
+    assert res["results"]["floor"]["lines"] == res["dataset"]["lines"]
+    assert 0 < res["ratios"]["floor"]

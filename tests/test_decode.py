@@ -12,8 +12,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from dask_pipeline import decode, schema
+from dask_pipeline import decode, prefilter, schema
+
+from .test_trust import mixed_streams
 
 FIXTURES = Path(__file__).parent / "fixtures" / "openedx-events"
 TS = pd.Timestamp
@@ -380,3 +384,93 @@ def test_window_keeps_lookback_events_and_counts_activity_inside():
     assert d.events["line"].tolist() == [1, 2]
     assert d.activity["events"].tolist() == [1]
     assert d.counts["video_events_outside_window"] == 2
+
+
+# ---------------------------------------------------------------- the prefilter (issue 14)
+def _feed_in_blocks(lines: list[bytes], cuts: list[int], count_activity: bool):
+    dec = decode.PartDecoder("x.log", 0, 1, count_activity=count_activity)
+    for a, b in zip([0, *cuts], [*cuts, len(lines)], strict=True):
+        if a < b:
+            dec.feed(b"".join(x + b"\n" for x in lines[a:b]))
+    return dec.finish()
+
+
+def _team(activity: pd.DataFrame) -> list:
+    team = activity[activity["team"]]
+    return sorted(zip(team["course_id"], team["username"], strict=True))
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(entries=mixed_streams(), data=st.data())
+def test_prefilter_path_keeps_what_decoding_every_line_keeps(entries, data):
+    """Without --min-events only the prefilter's lines are decoded: the same video events,
+    course-team flags and counts as decoding every line; a line is rejected exactly when
+    decoding it rejects it and the prefilter does not accept it unread; every line counted."""
+    lines = [e.mixed for e in entries]
+    n = len(lines)
+    cuts = sorted(data.draw(st.lists(st.integers(1, n), max_size=4, unique=True)))
+    got = _feed_in_blocks(lines, cuts, count_activity=False)
+    full = _feed_in_blocks(lines, cuts, count_activity=True)
+    assert got.lines == n == got.accepted + got.skipped + sum(got.rejected.values())
+    assert got.skipped == full.skipped
+    by_line = lambda df: df.sort_values("line", kind="stable").reset_index(drop=True)  # noqa: E731
+    pd.testing.assert_frame_equal(by_line(got.events), by_line(full.events))
+    assert _team(got.activity) == _team(full.activity)
+    assert +got.counts == +full.counts
+    kept = [x for x in full.rejects["line"] if not prefilter.unread(lines[x - 1])]
+    assert list(got.rejects["line"]) == kept
+    assert list(got.rejects["reason"]) == [
+        r for x, r in zip(full.rejects["line"], full.rejects["reason"], strict=True) if x in kept
+    ]
+
+
+@pytest.mark.parametrize(
+    "line, candidate",
+    [
+        (b'{"event_type": "play_video"}', True),
+        (b'{"event_type": "edx.instructor.report.downloaded"}', True),
+        (b'{"event_type": "studio:preview"}', True),
+        (b'{"event_type": "show_transcript"}', True),
+        (b'{"event_type": "play\\u005fvideo"}', True),  # an escape may spell any marker
+        (b'{"event_type": null, "name":"edx.video.played"}', True),
+        (b'{"event_type": "x \\" studio"}', True),  # an escaped quote inside the value
+        (b'{"event_type": "problem_check", "page": "x"}', False),
+        # a handler of a video block is not a video event: "video" alone does not make one
+        (b'{"event_type": "/courses/c/xblock/block-v1:O+C+R+type@video+block@1/handler/h"}', False),
+        (b'{"event_type": "problem_check", "event": {"name": "play_video"}}', True),  # nested
+    ],
+)
+def test_candidate_markers(line, candidate):
+    assert prefilter.is_candidate(line) is candidate
+    found = prefilter.needed(line + b"\n")
+    assert found is not None and (len(found[0]) == 1) is candidate
+
+
+@pytest.mark.parametrize(
+    "line, unread",
+    [
+        (b'{"event_type": "problem_check"}', True),
+        (b'{"event_type": "problem_check"}\r', True),
+        (b'{"event_type": "problem_check", broken}', True),  # never read: nothing to lose
+        (b'{"event_type": "problem_check"', False),  # cut: decoded, rejected as not JSON
+        (b'Jan  5 host tracking: {"event_type": "problem_check"}', False),  # prefix: decoded
+        (b"# a comment", False),
+        (b"", False),
+        (b"[1, 2]", False),
+        (b'{"event_type": "play_video", broken}', False),  # a candidate is always decoded
+    ],
+)
+def test_lines_accepted_unread(line, unread):
+    """prefilter.unread (the per-line rule) and prefilter.needed (the block form) agree."""
+    assert prefilter.unread(line) is unread
+    block = b"\n".join([b'{"a": 1}', line, b'{"b": 2}']) + b"\n"
+    idx, _, _ = prefilter.needed(block)
+    assert list(idx) == ([] if unread else [1])
+
+
+def test_non_utf8_block_takes_the_same_rule_line_by_line():
+    lines = [b'{"username": "\xff", "x": 1}', b'{"event_type": "problem_check", broken}']
+    lines.append(json.dumps(_video()).encode())
+    d = _feed_in_blocks(lines, [], count_activity=False)
+    assert d.rejected == {decode.BAD_ENCODING: 1} and list(d.rejects["line"]) == [1]
+    assert d.accepted == 2 and d.events["line"].tolist() == [3]

@@ -287,7 +287,7 @@ def test_bad_lines_counted_written_and_good_lines_kept(dask_client, tmp_path):
         "not_json": '{"username": "ann", "event_type": "play_video"',
         "not_object": "[1, 2]",
         "bad_encoding": None,
-        "too_deep": '{"a": ' + "[" * 5000 + "]" * 5000 + "}",
+        "too_deep": '{"event_type": "play_video", "a": ' + "[" * 5000 + "]" * 5000 + "}",
         "bad_time": video_line("ann", course, "play_video", "noon", {"id": "v", "currentTime": 1}),
         "missing_video_id": video_line("ann", course, "play_video", t(2), {"currentTime": 1}),
         "missing_number": video_line("ann", course, "seek_video", t(3), {"id": "v"}),
