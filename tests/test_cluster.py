@@ -128,21 +128,6 @@ def scheduler_tasks(client) -> dict[str, dict[str, list]]:
     return client.run_on_scheduler(states)
 
 
-@pytest.fixture(scope="session")  # shared by the cluster, SLURM, SSH and fault tests
-def small_input(tmp_path_factory) -> Path:
-    d = tmp_path_factory.mktemp("small")
-    return generate(d, "--users", "40", "--courses", "2", "--days", "2", "--seed", "4")
-
-
-@pytest.fixture(scope="session")  # shared by the cluster, SLURM, SSH and fault tests
-def small_reference(small_input, tmp_path_factory) -> Path:
-    """The small input through the embedded LocalCluster: what every cluster must match."""
-    out = tmp_path_factory.mktemp("small-ref") / "out"
-    r = run_job(small_input, out, "--workers", "2", "--dashboard-address", "127.0.0.1:0")
-    assert r.returncode == 0, r.stderr
-    return out
-
-
 @pytest.fixture(scope="module")
 def big_input(tmp_path_factory) -> Path:
     """Four daily files of ~60k lines: each read task takes seconds, so a run can be hit

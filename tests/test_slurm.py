@@ -14,12 +14,10 @@ from pathlib import Path
 import pytest
 
 from tests import daemons
-from tests.test_cluster import (  # noqa: F401  (fixtures)
+from tests.test_cluster import (
     ROOT,
     assert_same_tables,
     run_json,
-    small_input,
-    small_reference,
 )
 
 RUN_SLURM = ROOT / "cluster" / "slurm" / "run_slurm.py"
@@ -82,7 +80,7 @@ def pipeline_args(inputs: Path, out: Path) -> list[str]:
 
 
 @pytest.mark.slow
-def test_run_slurm_jobqueue_matches_embedded(slurm, small_input, small_reference, tmp_path):  # noqa: F811
+def test_run_slurm_jobqueue_matches_embedded(slurm, small_input, small_reference, tmp_path):
     env = env_for(slurm, site_config(tmp_path))
     out = tmp_path / "out"
     r = run_slurm(env, "--jobs", "2", "--min-workers", "2", "--", *pipeline_args(small_input, out))
@@ -98,7 +96,7 @@ def test_run_slurm_jobqueue_matches_embedded(slurm, small_input, small_reference
 
 
 @pytest.mark.slow
-def test_sbatch_run_driver_job_matches_embedded(slurm, small_input, small_reference, tmp_path):  # noqa: F811
+def test_sbatch_run_driver_job_matches_embedded(slurm, small_input, small_reference, tmp_path):
     """The driver as a SLURM job (scheduler on the compute node), the project's checkout and
     environment named by the environment, not hard-coded."""
     env = env_for(
@@ -138,7 +136,7 @@ def _assert_fails_fast(r: subprocess.CompletedProcess, took: float, *needles: st
 
 
 @pytest.mark.slow
-def test_run_slurm_fails_fast_with_slurms_reason(slurm, small_input, tmp_path):  # noqa: F811
+def test_run_slurm_fails_fast_with_slurms_reason(slurm, small_input, tmp_path):
     """Refused shapes and partitions, and held jobs, end in seconds with SLURM's words, not
     after the --wait; nothing is committed and no job is left."""
     out = tmp_path / "out"

@@ -15,12 +15,10 @@ import psutil
 import pytest
 
 from tests import daemons
-from tests.test_cluster import (  # noqa: F401  (fixtures)
+from tests.test_cluster import (
     ROOT,
     assert_same_tables,
     run_json,
-    small_input,
-    small_reference,
 )
 
 RUN_SSH = ROOT / "cluster" / "ssh" / "run_ssh.sh"
@@ -87,7 +85,7 @@ def run_ssh(sshd, tmp_path: Path, args: list[str], **env: str) -> subprocess.Com
 
 
 @pytest.mark.slow
-def test_run_ssh_matches_embedded(sshd, small_input, small_reference, tmp_path):  # noqa: F811
+def test_run_ssh_matches_embedded(sshd, small_input, small_reference, tmp_path):
     """Tables equal, log directory made, key-based login, and no process left after."""
     out = tmp_path / "out"
     args = [str(small_input), "--out", str(out), "--staff-file", str(small_input / "staff.txt")]
@@ -103,7 +101,7 @@ def test_run_ssh_matches_embedded(sshd, small_input, small_reference, tmp_path):
 
 
 @pytest.mark.slow
-def test_run_ssh_with_a_key_sshd_refuses_fails_in_one_line(sshd, small_input, tmp_path):  # noqa: F811
+def test_run_ssh_with_a_key_sshd_refuses_fails_in_one_line(sshd, small_input, tmp_path):
     wrong = tmp_path / "wrong_key"
     subprocess.run(
         ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(wrong)],
