@@ -7,6 +7,7 @@ Parses arguments into a validated RunConfig and maps outcomes to exit statuses (
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
 import time
@@ -245,6 +246,13 @@ def cmd_run(a: argparse.Namespace, argv: list[str]) -> int:
         return 1
     except Exception as e:  # noqa: BLE001 - a lost scheduler, a full disk...: one clear line
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        if _disk_full(e):
+            print(
+                f"dask-pipeline run: failed, nothing committed: no space left on the device of "
+                f"--out {cfg.out} ({msg}); the previous tables are intact: free space, run again",
+                file=sys.stderr,
+            )
+            return 1
         print(
             f"dask-pipeline run: failed, nothing committed ({type(e).__name__}): {msg}",
             file=sys.stderr,
@@ -257,6 +265,18 @@ def cmd_run(a: argparse.Namespace, argv: list[str]) -> int:
     if not a.quiet:
         print(summary.terminal_summary(result.out, result.summary, time.perf_counter() - t0))
     return 0
+
+
+def _disk_full(e: BaseException | None) -> bool:
+    """Whether ``e`` (or what caused it, maybe on a worker) is a full disk or quota."""
+    seen = 0
+    while e is not None and seen < 10:
+        if isinstance(e, OSError) and (
+            e.errno in (errno.ENOSPC, errno.EDQUOT) or "No space left on device" in str(e)
+        ):
+            return True
+        e, seen = e.__cause__ or e.__context__, seen + 1
+    return False
 
 
 def cmd_generate(a: argparse.Namespace) -> int:
