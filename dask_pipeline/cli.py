@@ -253,6 +253,11 @@ def cmd_run(a: argparse.Namespace, argv: list[str]) -> int:
                 file=sys.stderr,
             )
             return 1
+        if type(e).__name__ == "KilledWorker":  # distributed's: a task outlived its workers
+            msg = (
+                f"the workers running task {e.args[0]!r} died {e.args[2] + 1} times (most "
+                "often its partition needs more than a worker's memory limit; see their logs)"
+            )
         print(
             f"dask-pipeline run: failed, nothing committed ({type(e).__name__}): {msg}",
             file=sys.stderr,

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -206,3 +207,80 @@ def test_a_reader_during_20_commits_sees_whole_versions_only(cluster, tmp_path):
     for x in records:
         fp = tuple((t, *x["tables"][t]) for t in EVERY_TABLE)
         assert fp in states, f"version {x['version']}: tables of no single run"
+
+
+# ---------------------------------------------------------------- item 7: memory
+BOT_EVENTS = 2_000_000
+BOT_MEMORY_LIMIT = "400MB"  # per worker; the bot's file is one partition of 2M events
+
+
+def write_bot_log(path: Path, events: int) -> Path:
+    """One gzip file of ``events`` play/pause events of one user ("bot") in one course:
+    one partition far larger than the other users'."""
+    import gzip
+
+    line = (
+        '{"username":"bot","event_source":"browser","event_type":"%s",'
+        '"time":"2026-01-%02dT%02d:%02d:%02d.%06d+00:00",'
+        '"event":"{\\"id\\":\\"v%d\\",\\"currentTime\\":%s,\\"code\\":\\"html5\\",'
+        '\\"duration\\":600}","context":{"course_id":"course-v1:Bot+B1+2026","user_id":7,'
+        '"path":"/event"},"agent":"bot"}\n'
+    )
+    with gzip.open(path, "wt", compresslevel=1) as f:
+        for start in range(0, events, 100_000):
+            chunk = []
+            for i in range(start, min(events, start + 100_000)):
+                sec = i // 2
+                kind, offset = ("play_video", sec % 500) if i % 2 == 0 else ("pause_video", 0.9)
+                chunk.append(
+                    line
+                    % (
+                        kind,
+                        5 + sec // 86400,
+                        (sec // 3600) % 24,
+                        (sec // 60) % 60,
+                        sec % 60,
+                        i % 1_000_000,
+                        sec % 7,
+                        offset if i % 2 == 0 else sec % 500 + offset,
+                    )
+                )
+            f.write("".join(chunk))
+    return path
+
+
+@pytest.mark.slow
+def test_a_partition_over_the_memory_limit(small_input, small_reference, tmp_path):
+    """A bot user with millions of events, workers under a nanny with a small memory limit:
+    the nanny restarts the worker the partition overflows; the run then either succeeds with
+    the tables of an unconstrained run, or fails in one line with the previous tables intact.
+    Measured here: at 400MB per worker it fails (the task killed 4 workers) in one line."""
+    bot = tmp_path / "bot"
+    bot.mkdir()
+    write_bot_log(bot / "tracking.log-20260105.gz", BOT_EVENTS)
+    (bot / "staff.txt").write_text("")
+    out = tmp_path / "out"
+    shutil.copytree(small_reference, out, symlinks=True)  # a previous commit
+    before, current = snapshot(out), os.readlink(out / "current")
+    d = tmp_path / "cluster"
+    args = ("--workers", "2", "--nanny", "--memory-limit", BOT_MEMORY_LIMIT)
+    with running_cluster(d, *args) as info:
+        r = run_job(bot, out, "--scheduler", info["address"])
+    logs = "".join(p.read_text(errors="replace") for p in d.glob("worker-*.log"))
+    assert "exceeded 95% memory budget. Restarting" in logs, "no worker was restarted"
+    if r.returncode == 0:
+        print(f"\nmemory limit {BOT_MEMORY_LIMIT}: the run succeeded after nanny restarts")
+        ref = tmp_path / "ref"
+        assert run_job(bot, ref, "--workers", "2").returncode == 0
+        assert_same_tables(out, ref)
+    else:
+        line = one_line_failure(r.__class__(r.args, r.returncode, r.stdout, _no_progress(r)))
+        assert "(KilledWorker): the workers running task" in line, line
+        assert "memory limit" in line
+        assert os.readlink(out / "current") == current
+        assert_tables_are(out, before)
+        print(f"\nmemory limit {BOT_MEMORY_LIMIT}: the run failed cleanly: {line}")
+
+
+def _no_progress(r: subprocess.CompletedProcess) -> str:
+    return "\n".join(x for x in r.stderr.splitlines() if " partitions done" not in x)
