@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -30,7 +31,7 @@ from tests.test_cluster import (
     running_cluster,
 )
 
-FAILED = "dask-pipeline run: failed, nothing committed: "
+FAILED = "dask-pipeline run: failed, nothing committed"
 EVERY_TABLE = (*schema.TABLES, "rejects")
 
 
@@ -284,3 +285,138 @@ def test_a_partition_over_the_memory_limit(small_input, small_reference, tmp_pat
 
 def _no_progress(r: subprocess.CompletedProcess) -> str:
     return "\n".join(x for x in r.stderr.splitlines() if " partitions done" not in x)
+
+
+# ---------------------------------------------------------------- item 5: network
+NETEM = Path(__file__).with_name("netem.py")
+
+
+def _in(ns: str) -> tuple[str, ...]:
+    return ("ip", "netns", "exec", ns)
+
+
+def _iptables(ns: str, *args: str) -> None:
+    subprocess.run([*_in(ns), "iptables-legacy", *args], check=True, capture_output=True)
+
+
+@contextlib.contextmanager
+def impaired(ns: str, delay_ms: int, loss_pct: float) -> Iterator[str]:
+    """Delay and loss on the egress of ``ns``'s eth0: ``tc netem`` where the kernel has it,
+    else tests/netem.py on an NFQUEUE (this machine's kernel has no sch_netem). Yields which."""
+    tc = [*_in(ns), "tc", "qdisc", "add", "dev", "eth0", "root", "netem"]
+    tc += ["delay", f"{delay_ms}ms", "loss", f"{loss_pct}%"]
+    if subprocess.run(tc, capture_output=True).returncode == 0:
+        yield "tc netem"
+        return
+    rule = ("OUTPUT", "-o", "eth0", "-j", "NFQUEUE", "--queue-num", "0")
+    proc = subprocess.Popen(
+        [*_in(ns), sys.executable, str(NETEM), "--delay", str(delay_ms / 1000)]
+        + ["--loss", str(loss_pct / 100), "--seed", "1"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        _iptables(ns, "-A", *rule)
+        yield "NFQUEUE netem"
+    finally:
+        with contextlib.suppress(subprocess.CalledProcessError):
+            _iptables(ns, "-D", *rule)
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def _network_unavailable() -> str | None:
+    from tests.test_cluster import _netns_unavailable
+
+    reason = _netns_unavailable()
+    if reason is None and shutil.which("iptables-legacy") is None:
+        reason = "iptables-legacy (Debian iptables) is not installed"
+    return reason
+
+
+def _connect_seconds(ns: str, host: str, port: int) -> float:
+    probe = (
+        "import socket, sys, time; t = time.monotonic(); "
+        "socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=10).close(); "
+        "print(time.monotonic() - t)"
+    )
+    r = subprocess.run(
+        [*_in(ns), sys.executable, "-c", probe, host, str(port)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return float(r.stdout)
+
+
+@contextlib.contextmanager
+def netns_cluster(tmp_path: Path) -> Iterator[tuple[dict, dict, tuple[str, ...]]]:
+    """Scheduler, two workers and the job each in its namespace (as test_cluster does)."""
+    from tests.test_cluster import network
+
+    addrs = {m: f"10.213.8.{n}" for m, n in (("s", 10), ("w0", 11), ("w1", 12), ("job", 20))}
+    with network(addrs) as ns:
+        args = ("--workers", "2", "--host", addrs["s"], "--scheduler-netns", ns["s"])
+        args += ("--worker-netns", ns["w0"], "--worker-netns", ns["w1"])
+        with running_cluster(tmp_path / "cluster", *args, prefix=_in(ns["job"])) as info:
+            yield info, {"ns": ns, "addrs": addrs}, _in(ns["job"])
+
+
+@pytest.mark.slow
+def test_latency_and_loss_between_scheduler_and_workers(
+    request, small_input, small_reference, tmp_path
+):
+    """100 ms and 2% loss on every packet the scheduler sends (to the workers and the job)
+    for the whole run: the same tables."""
+    reason = _network_unavailable()
+    if reason:
+        daemons.say_skip(request, reason)
+    with netns_cluster(tmp_path) as (info, net, in_job):
+        host, port = info["address"].removeprefix("tcp://").rsplit(":", 1)
+        with impaired(net["ns"]["s"], 100, 2.0) as how:
+            assert _connect_seconds(net["ns"]["job"], host, int(port)) >= 0.09, how
+            r = run_job(
+                small_input, tmp_path / "out", "--scheduler", info["address"], prefix=in_job
+            )
+        assert r.returncode == 0, r.stderr
+        assert_same_tables(tmp_path / "out", small_reference)
+
+
+@pytest.mark.slow
+def test_a_worker_cut_off_for_20_s_mid_run(request, small_input, small_reference, tmp_path):
+    """Every packet to and from one worker dropped for 20 s once the graph runs: the run
+    finishes with the same tables."""
+    reason = _network_unavailable()
+    if reason:
+        daemons.say_skip(request, reason)
+    from tests.test_cluster import pipeline_cmd
+
+    with netns_cluster(tmp_path) as (info, net, in_job):
+        ns_w0 = net["ns"]["w0"]
+        log = tmp_path / "job.log"
+        out = tmp_path / "out"
+        cmd = pipeline_cmd("run", str(small_input), "--out", str(out))
+        cmd += ["--staff-file", str(small_input / "staff.txt"), "--scheduler", info["address"]]
+        with open(log, "w") as err:
+            job = subprocess.Popen([*in_job, *cmd], stdout=subprocess.DEVNULL, stderr=err)
+        cut = ("INPUT", "-i", "eth0", "-j", "DROP"), ("OUTPUT", "-o", "eth0", "-j", "DROP")
+        try:
+            deadline = time.monotonic() + 120
+            while "partitions done" not in log.read_text() and time.monotonic() < deadline:
+                assert job.poll() is None, log.read_text()
+                time.sleep(0.05)
+            for rule in cut:
+                _iptables(ns_w0, "-I", *rule)
+            t_cut = time.monotonic()
+            assert job.poll() is None, "the run ended before the worker was cut off"
+            time.sleep(20)
+            for rule in cut:
+                _iptables(ns_w0, "-D", *rule)
+            rc = job.wait(timeout=300)
+        finally:
+            if job.poll() is None:
+                job.kill()
+        assert rc == 0, log.read_text()
+        assert time.monotonic() - t_cut >= 20
+        assert_same_tables(out, small_reference)
