@@ -9,6 +9,7 @@ or returns None; the tests skip with that reason, printed on the terminal.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import re
 import shutil
@@ -86,6 +87,8 @@ def slurm_unavailable() -> str | None:
         return "SLURM needs Linux"
     if os.geteuid() != 0:
         return "the test SLURM runs its daemons as root"
+    if importlib.util.find_spec("dask_jobqueue") is None:
+        return "dask-jobqueue is not installed (pip install dask-jobqueue)"
     return _missing("munged", "slurmctld", "slurmd", "sbatch", "squeue", "scontrol")
 
 
@@ -189,7 +192,9 @@ def sshd_unavailable() -> str | None:
         return "the test sshd needs Linux"
     if os.geteuid() != 0:
         return "the test sshd runs as root (it switches to the logged-in user)"
-    return _missing("sshd", "ssh", "ssh-keygen")
+    if importlib.util.find_spec("paramiko") is None:
+        return "paramiko (needed by `dask ssh`) is not installed"
+    return _missing("sshd", "ssh-keygen")
 
 
 @contextlib.contextmanager
