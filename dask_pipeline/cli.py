@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
+import errno
 import os
 import signal
 import sys
@@ -419,6 +420,18 @@ def _run_on_cluster(a: argparse.Namespace, cfg: RunConfig, argv: list[str]):
         print(f"dask-pipeline run: failed, nothing committed: {e}", file=sys.stderr)
     except Exception as e:  # noqa: BLE001 - a lost scheduler, a full disk...: one clear line
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        if _disk_full(e):
+            print(
+                f"dask-pipeline run: failed, nothing committed: no space left on the device of "
+                f"--out {cfg.out} ({msg}); the previous tables are intact: free space, run again",
+                file=sys.stderr,
+            )
+            return None
+        if type(e).__name__ == "KilledWorker":  # distributed's: a task outlived its workers
+            msg = (
+                f"the workers running task {e.args[0]!r} died {e.args[2] + 1} times (most "
+                "often its partition needs more than a worker's memory limit; see their logs)"
+            )
         print(
             f"dask-pipeline run: failed, nothing committed ({type(e).__name__}): {msg}",
             file=sys.stderr,
@@ -437,6 +450,18 @@ def _writable_dir(option: str, path: Path) -> str | None:
     except OSError as e:
         return f"{option}: cannot create {path}: {e.strerror}"
     return None
+
+
+def _disk_full(e: BaseException | None) -> bool:
+    """Whether ``e`` (or what caused it, maybe on a worker) is a full disk or quota."""
+    seen = 0
+    while e is not None and seen < 10:
+        if isinstance(e, OSError) and (
+            e.errno in (errno.ENOSPC, errno.EDQUOT) or "No space left on device" in str(e)
+        ):
+            return True
+        e, seen = e.__cause__ or e.__context__, seen + 1
+    return False
 
 
 def cmd_generate(a: argparse.Namespace) -> int:

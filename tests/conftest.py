@@ -80,3 +80,23 @@ def other_line(user: str, course: str, event_type: str, time: str) -> str:
             "context": {"course_id": course, "user_id": 8},
         }
     )
+
+
+@pytest.fixture(scope="session")
+def small_input(tmp_path_factory) -> Path:
+    """A small generated input, shared by the cluster, SLURM, SSH and fault tests."""
+    from tests.test_cluster import generate
+
+    d = tmp_path_factory.mktemp("small")
+    return generate(d, "--users", "40", "--courses", "2", "--days", "2", "--seed", "4")
+
+
+@pytest.fixture(scope="session")
+def small_reference(small_input, tmp_path_factory) -> Path:
+    """The small input through the embedded LocalCluster: what every cluster must match."""
+    from tests.test_cluster import run_job
+
+    out = tmp_path_factory.mktemp("small-ref") / "out"
+    r = run_job(small_input, out, "--workers", "2", "--dashboard-address", "127.0.0.1:0")
+    assert r.returncode == 0, r.stderr
+    return out
