@@ -10,6 +10,7 @@ import tarfile
 import xml.dom.minidom as minidom
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from dask_pipeline import outline
@@ -403,3 +404,185 @@ def test_bad_directories(tmp_path):
     (broken / "course.xml").write_text("<course/>")
     with pytest.raises(OutlineError, match="does not name a course"):
         outline.read_sources([Source(str(broken))])
+
+
+# ------------------------------------------------------------------ the whole job
+CUR = "course-v1:OpenedX+DemoX+DemoCourse"
+OLD = "edX/DemoX/Demo_Course"
+T101 = "course-v1:edX+Test101+course"
+RERUN = "course-v1:OpenedX+DemoX+2T2026"
+#: a video of the legacy course's logs that this export does not have (PROVENANCE.md)
+NOT_IN_EXPORT = "i4x-edX-DemoX-video-8c0028eb2a724f48a074bc184cd8635f"
+
+
+def _ids():
+    cur = {r["url_name"]: r for r in expected_olx(CURRENT)}
+    old = {r["url_name"]: r for r in expected_olx(LEGACY)}
+    t101 = {r["url_name"]: r for r in expected_blocks(properties_doc(TEST101))}
+    return cur, old, t101
+
+
+def _watch(lines, user, course, vid, t, start, end, duration=None, mobile=False):
+    """A play then a pause of ``vid`` from ``start`` to ``end`` seconds."""
+    from .conftest import video_line
+
+    p = {"id": vid, "code": "mobile" if mobile else "html5", "currentTime": start}
+    if duration is not None:
+        p["duration"] = duration
+    q = dict(p, currentTime=end)
+    if mobile:
+        lines.append(
+            video_line(
+                user, course, "play_video", t(0), p, as_string=False, name="edx.video.played"
+            )
+        )
+        lines.append(
+            video_line(
+                user, course, "pause_video", t(1), q, as_string=False, name="edx.video.paused"
+            )
+        )
+    else:
+        lines.append(video_line(user, course, "play_video", t(0), p))
+        lines.append(video_line(user, course, "pause_video", t(1), q))
+
+
+def make_log(path: Path) -> dict[tuple[str, str], str]:
+    """Events for videos of both exports and of the mobile capture, in the id form each era
+    logs; returns {(course_id, video_id as logged): url_name}."""
+    n = iter(range(10_000))
+
+    def clock():
+        k = next(n)
+        return lambda s: f"2026-01-05T10:{k // 60:02d}:{k % 60:02d}.{s}00000+00:00"
+
+    watched = {
+        (
+            CUR,
+            "block-v1:OpenedX+DemoX+DemoCourse+type@video+block@d5a54ce52f464acfa7a83ae155712cc3",
+        ): 120.0,
+        (
+            CUR,
+            "block-v1:OpenedX+DemoX+DemoCourse+type@video+block@8888e30dade84caca66637064bbd2756",
+        ): None,
+        (OLD, "i4x-edX-DemoX-video-0b9e39477cf34507a7a48f74be381fdd"): 195.0,
+        (OLD, "i4x://edX/DemoX/video/636541acbae448d98ab484b028c9a7f6"): None,
+        (OLD, NOT_IN_EXPORT): None,
+        (T101, "9434985845ea475793f9ac564bfb04fd"): None,
+        (
+            RERUN,
+            "block-v1:OpenedX+DemoX+2T2026+type@video+block@0d9ca68c609b4251bb3eacccd28dea19",
+        ): None,
+    }
+    lines: list[str] = []
+    for (course, vid), dur in watched.items():
+        for user in ("ann", "bob"):
+            _watch(lines, user, course, vid, clock(), 0.0, 30.0, dur, mobile=course == T101)
+    path.write_text("\n".join(lines) + "\n")
+    return {k: outline.url_name(k[1]) for k in watched}
+
+
+@pytest.fixture(scope="module")
+def labelled_run(dask_client, tmp_path_factory):
+    from .conftest import run_job
+
+    tmp = tmp_path_factory.mktemp("outline-run")
+    log = tmp / "tracking.log"
+    logged = make_log(log)
+    args = (str(CURRENT), str(LEGACY), str(TEST101), f"{RERUN}={CURRENT}", str(PIPELINE_JSONL))
+    outlines, warns = outline.read_sources(outline.parse_source(a) for a in args)
+    res = run_job(dask_client, [log], tmp / "out", course_structures=args, outlines=outlines)
+    return res, logged, tmp
+
+
+def _table(res, name):
+    return pd.read_parquet(res.out / name)
+
+
+def test_run_labels_every_outline_video(labelled_run):
+    res, logged, _ = labelled_run
+    videos = _table(res, "videos")
+    stats = _table(res, "video_stats")
+    cur, old, t101 = _ids()
+    expect = {CUR: cur, OLD: old, T101: t101, RERUN: cur}
+    for course, by_name in expect.items():
+        got = videos.loc[videos["course_id"] == course]
+        got = got.assign(url_name=[outline.url_name(v) for v in got["video_id"]])
+        in_outline = got.loc[got["position"].notna()].set_index("url_name")
+        assert set(in_outline.index) == set(by_name), course
+        for name, want in by_name.items():
+            row = in_outline.loc[name]
+            for f in FIELDS[1:]:
+                w = want[f]
+                assert (pd.isna(row[f]) and w is None) or row[f] == w, (course, name, f)
+            assert row["seen_in_logs"] == ((course, row["video_id"]) in logged)
+        # unwatched outline videos: in video_stats with zero viewers
+        s = stats.loc[stats["course_id"] == course].set_index("video_id")
+        for vid, row in in_outline.set_index("video_id").iterrows():
+            assert s.loc[vid, "viewers"] == (2 if row["seen_in_logs"] else 0), (course, vid)
+            assert s.loc[vid, "title"] == row["title"] or pd.isna(row["title"])
+    # the ids as logged are kept
+    assert NOT_IN_EXPORT in set(videos["video_id"])
+    assert videos.loc[videos["video_id"] == NOT_IN_EXPORT, "position"].isna().all()
+
+
+def test_run_json_counts_and_warning(labelled_run):
+    res, _, _ = labelled_run
+    counts = res.summary["counts"]
+    n_outline = 11 + 5 + 3 + 11  # CUR, OLD, T101, RERUN (the current export again)
+    assert counts["outline_videos"] == n_outline
+    assert counts["outline_matched_videos"] == 6  # every logged video but NOT_IN_EXPORT
+    assert counts["outline_log_videos_absent"] == 1
+    assert counts["outline_videos_unseen"] == n_outline - 6
+    assert counts["outline_unmatched"] == 4  # the four OpenCraft courses
+    assert sum("OpenCraft" in w and "in no log" in w for w in res.warnings) == 4
+    assert [c["matched_courses"] for c in res.summary["outlines"][:4]] == [
+        [CUR],
+        [OLD],
+        [T101],
+        [RERUN],
+    ]
+
+
+def test_duration_from_outline_when_logs_have_none(dask_client, tmp_path):
+    """A structure's duration fills in where no event gave one, and says so."""
+    from .conftest import run_job
+
+    root = tmp_path / "c"
+    for d in ("course", "chapter"):
+        (root / d).mkdir(parents=True)
+    (root / "course.xml").write_text('<course url_name="R" org="O" course="C"/>')
+    (root / "course" / "R.xml").write_text('<course><chapter url_name="ch"/></course>')
+    (root / "chapter" / "ch.xml").write_text(
+        '<chapter display_name="S"><sequential display_name="Sub"><vertical display_name="U">'
+        '<video url_name="a" display_name="A"><video_asset duration="300"/></video>'
+        '<video url_name="b" display_name="B"><video_asset duration="300"/></video>'
+        '<video url_name="c" display_name="C"><video_asset duration="90"/></video>'
+        "</vertical></sequential></chapter>"
+    )
+    lines: list[str] = []
+    clock = iter(range(100))
+    for vid, dur in (("a", None), ("b", 250.0)):
+        k = next(clock)
+        _watch(
+            lines,
+            "ann",
+            "O/C/R",
+            vid,
+            lambda s, k=k: f"2026-01-05T11:00:{k:02d}.{s}00000Z",
+            0.0,
+            30.0,
+            dur,
+        )
+    log = tmp_path / "t.log"
+    log.write_text("\n".join(lines) + "\n")
+    outlines, _ = outline.read_sources([Source(str(root))])
+    res = run_job(
+        dask_client, [log], tmp_path / "out", course_structures=(str(root),), outlines=outlines
+    )
+    v = _table(res, "videos").set_index("video_id")
+    assert (v.loc["a", "duration"], v.loc["a", "duration_source"]) == (300.0, "outline")
+    assert (v.loc["b", "duration"], v.loc["b", "duration_source"]) == (250.0, "events")
+    assert (v.loc["c", "duration"], v.loc["c", "duration_source"]) == (90.0, "outline")
+    s = _table(res, "video_stats").set_index("video_id")
+    assert s.loc["a", "duration"] == 300.0 and not s.loc["a", "duration_inferred"]
+    assert s.loc["c", "viewers"] == 0 and s.loc["c", "title"] == "C"
