@@ -476,7 +476,7 @@ def logged_videos(previous: pd.DataFrame | None) -> pd.DataFrame | None:
         prev = prev.loc[prev["seen_in_logs"].fillna(True).astype(bool)]
     if "duration_source" in prev:
         prev = prev.assign(duration=prev["duration"].where(prev["duration_source"] == "events"))
-    return schema.conform(prev, schema.VIDEO_KEYS_DURATION)
+    return schema.conform(prev, schema.LOGGED_VIDEOS)
 
 
 def label_videos(

@@ -92,11 +92,29 @@ VIDEO_PARTIALS: Schema = {
 
 #: One row per (course_id, video_id): the largest positive duration seen (NaN when none) and
 #: the player code seen most often.
-VIDEOS: Schema = {
+LOGGED_VIDEOS: Schema = {
     "course_id": STR,
     "video_id": STR,
     "duration": F64,
     "code": STR,
+}
+INT = pd.Int64Dtype()
+LABELS: Schema = {
+    "title": STR,
+    "section": STR,
+    "subsection": STR,
+    "unit": STR,
+    "position": INT,
+    "section_index": INT,
+    "subsection_index": INT,
+    "unit_index": INT,
+}
+OUTLINE: Schema = {"course_id": STR, "url_name": STR, **LABELS, "duration": F64}
+VIDEOS: Schema = {
+    **LOGGED_VIDEOS,
+    "duration_source": STR,
+    "seen_in_logs": BOOL,
+    **LABELS,
 }
 
 VIEWS: Schema = {

@@ -406,6 +406,105 @@ def test_bad_directories(tmp_path):
         outline.read_sources([Source(str(broken))])
 
 
+# ------------------------------------------------------------------ the join
+def _logged(rows):
+    """A videos frame as the logs give it: (course_id, video_id, duration, code) rows."""
+    from dask_pipeline import schema
+
+    df = pd.DataFrame(rows, columns=list(schema.LOGGED_VIDEOS))
+    return schema.conform(df, schema.LOGGED_VIDEOS)
+
+
+def test_label_videos_matches_every_id_form_and_adds_unseen():
+    [legacy] = outline.read_path(LEGACY)
+    h = [v.url_name for v in legacy.videos]
+    logged = _logged(
+        [
+            ("edX/DemoX/Demo_Course", f"i4x-edX-DemoX-video-{h[0]}", 60.0, "html5"),
+            ("edX/DemoX/Demo_Course", f"i4x://edX/DemoX/video/{h[1]}", None, "html5"),
+            ("course-v1:edX+DemoX+Demo_Course", f" {h[2]}", None, "mobile"),
+            (
+                "course-v1:edX+DemoX+Demo_Course",
+                f"block-v1:edX+DemoX+Demo_Course+type@video+block@{h[3]}",
+                None,
+                None,
+            ),
+            ("edX/DemoX/Demo_Course", "not-in-outline", None, None),
+            ("Other/Course/Run", h[0], None, None),
+        ]
+    )
+    got = outline.label_videos(logged, [legacy])
+    v = got.videos
+    from dask_pipeline import schema
+
+    assert list(v.columns) == list(schema.VIDEOS)
+    # each log course id gets the outline: 4 logged + 1 + 5 unseen rows in the two forms
+    old = v.loc[v["course_id"] == "edX/DemoX/Demo_Course"].set_index("video_id")
+    new = v.loc[v["course_id"] == "course-v1:edX+DemoX+Demo_Course"].set_index("video_id")
+    assert old.loc[f"i4x-edX-DemoX-video-{h[0]}", "title"] == "Welcome!"
+    assert old.loc[f"i4x-edX-DemoX-video-{h[0]}", "position"] == 1
+    assert old.loc[f"i4x://edX/DemoX/video/{h[1]}", "position"] == 2
+    assert set(old.loc[~old["seen_in_logs"]].index) == {h[2], h[3], h[4]}
+    assert pd.isna(old.loc["not-in-outline", "position"])
+    assert set(new.loc[~new["seen_in_logs"]].index) == {h[0], h[1], h[4]}
+    assert new.loc[f" {h[2]}", "unit"] == "Videos on edX"
+    other = v.loc[v["course_id"] == "Other/Course/Run"]
+    assert len(other) == 1 and other["title"].isna().all()
+    assert got.counts == {
+        "outline_courses": 1,
+        "outline_videos": 5,
+        "outline_matched_videos": 4,
+        "outline_log_videos_absent": 1,
+        "outline_videos_unseen": 6,
+        "outline_unmatched": 0,
+    }
+    assert got.courses[0]["matched_courses"] == [
+        "course-v1:edX+DemoX+Demo_Course",
+        "edX/DemoX/Demo_Course",
+    ]
+    assert (
+        v.loc[v["video_id"] == f"i4x-edX-DemoX-video-{h[0]}", "duration_source"].item() == "events"
+    )
+    assert v["duration_source"].isna().sum() == len(v) - 1
+
+
+def test_labels_carry_over_runs_and_unseen_rows_give_way():
+    [legacy] = outline.read_path(LEGACY)
+    h = [v.url_name for v in legacy.videos]
+    course = "edX/DemoX/Demo_Course"
+    first = outline.label_videos(_logged([(course, h[0], None, None)]), [legacy]).videos
+    assert len(first) == 5
+    # a run without the structure keeps the labels and the unseen rows
+    core = _logged([(course, h[0], 30.0, "html5"), (course, "new", None, None)])
+    kept = outline.label_videos(core, [], previous=first)
+    assert kept.counts["outline_courses"] == 0
+    k = kept.videos.set_index("video_id")
+    assert len(k) == 6 and k.loc[h[0], "title"] == "Welcome!" and pd.isna(k.loc["new", "title"])
+    assert k.loc[h[1], "position"] == 2 and not k.loc[h[1], "seen_in_logs"]
+    # a later run that logs an unseen video in another form: one row for it, not two
+    prev_logged = outline.logged_videos(kept.videos)
+    assert set(prev_logged["video_id"]) == {h[0], "new"}
+    core = pd.concat(
+        [prev_logged, _logged([(course, f"i4x-edX-DemoX-video-{h[1]}", None, None)])],
+        ignore_index=True,
+    )
+    again = outline.label_videos(core, [legacy], previous=kept.videos).videos
+    names = [outline.url_name(x) for x in again["video_id"]]
+    assert sorted(names) == sorted([*h, "new"])
+    assert again.loc[again["video_id"] == f"i4x-edX-DemoX-video-{h[1]}", "seen_in_logs"].all()
+
+
+def test_logged_videos_forgets_outline_durations():
+    [legacy] = outline.read_path(LEGACY)
+    o = legacy.videos[0]
+    legacy = outline.Outline(
+        legacy.course_id, legacy.source, legacy.title, (o._replace(duration=99.0),)
+    )
+    v = outline.label_videos(_logged([("edX/DemoX/Demo_Course", o.url_name, None, None)]), [legacy])
+    assert v.videos["duration"].tolist() == [99.0]
+    assert outline.logged_videos(v.videos)["duration"].isna().all()
+
+
 # ------------------------------------------------------------------ the whole job
 CUR = "course-v1:OpenedX+DemoX+DemoCourse"
 OLD = "edX/DemoX/Demo_Course"
@@ -586,3 +685,44 @@ def test_duration_from_outline_when_logs_have_none(dask_client, tmp_path):
     s = _table(res, "video_stats").set_index("video_id")
     assert s.loc["a", "duration"] == 300.0 and not s.loc["a", "duration_inferred"]
     assert s.loc["c", "viewers"] == 0 and s.loc["c", "title"] == "C"
+
+
+# ------------------------------------------------------------------ the command line
+def _bad_inputs(tmp: Path) -> dict[str, tuple[str, str]]:
+    (tmp / "notes.txt").write_text("these are not the droids\n")
+    (tmp / "config.json").write_text('{"debug": true}')
+    (tmp / "x.properties").write_text("get_course_structure={oops\n")
+    dotdot = make_tar(CURRENT, tmp / "dotdot.tar.gz", extra=[_member("course/../../x.xml")])
+    return {
+        "not JSON": (str(tmp / "notes.txt"), "not JSON"),
+        "not a course": (str(tmp / "config.json"), "not a Course Blocks response"),
+        "bad properties": (str(tmp / "x.properties"), "line 1 is not JSON"),
+        "dotdot tar": (str(dotdot), "refusing tar member 'course/../../x.xml'"),
+        "missing": (str(tmp / "nope"), "no such file"),
+        "bad course id": (f"rerun={CURRENT}", "not a course id"),
+    }
+
+
+@pytest.mark.parametrize(
+    "case", ["not JSON", "not a course", "bad properties", "dotdot tar", "missing", "bad course id"]
+)
+def test_cli_bad_structure_is_one_line_exit_2_nothing_written(tmp_path, capsys, case):
+    from dask_pipeline import cli
+
+    arg, needle = _bad_inputs(tmp_path)[case]
+    log = tmp_path / "t.log"
+    log.write_text("")
+    out = tmp_path / "out"
+    code = cli.main(["run", str(log), "--out", str(out), "--course-structure", arg])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1, err
+    assert "--course-structure" in err and needle in err
+    assert not out.exists()
+
+
+def test_cli_help_names_the_option():
+    from dask_pipeline import cli
+
+    text = cli.build_parser()._subparsers._group_actions[0].choices["run"].format_help()
+    assert "--course-structure [COURSE_ID=]PATH" in text
