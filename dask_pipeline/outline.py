@@ -542,22 +542,29 @@ def label_videos(
 def _carry_previous(
     both: pd.DataFrame, previous: pd.DataFrame | None, labelled: set[str]
 ) -> pd.DataFrame:
-    """Fill the outline columns of courses not labelled in this run from ``previous``, and
-    keep its outline-only rows of those courses."""
-    label_cols = [c for c in schema.LABELS if c in both]
+    """For courses not labelled in this run, the outline columns ``previous`` stored, matched
+    on (course, url_name), and its outline-only rows of videos the logs still never named."""
     if previous is None or "position" not in previous:
         return both
-    prev = previous.loc[~previous["course_id"].isin(labelled)]
-    keys = ["course_id", "video_id"]
-    old = prev[keys + label_cols].rename(columns={c: f"_prev_{c}" for c in label_cols})
-    both = both.merge(old, on=keys, how="left")
+    prev = previous.loc[~previous["course_id"].isin(labelled) & previous["position"].notna()]
+    on = ["course_id", "url_name"]
+    from_outline = prev["duration_source"] == "outline" if "duration_source" in prev else False
+    prev = prev.assign(
+        url_name=[url_name(v) for v in prev["video_id"]],
+        outline_duration=prev["duration"].where(from_outline),
+    )
+    cols = [*schema.LABELS, "outline_duration"]
+    old = prev.drop_duplicates(on)[on + cols]
+    both = both.merge(old, on=on, how="left", suffixes=("", "_prev"))
     take = ~both["course_id"].isin(labelled)
-    for c in label_cols:
-        both[c] = both[c].where(~take, both[f"_prev_{c}"])
-    both = both.drop(columns=[f"_prev_{c}" for c in label_cols])
+    for c in cols:
+        both[c] = both[c].where(~take, both[f"{c}_prev"])
+    both = both.drop(columns=[f"{c}_prev" for c in cols])
     if "seen_in_logs" in prev:
         only = prev.loc[~prev["seen_in_logs"].astype(bool)]
-        only = only.assign(outline_duration=only["duration"], duration=np.nan)
+        named = pd.MultiIndex.from_frame(both[on])
+        only = only.loc[~pd.MultiIndex.from_frame(only[on]).isin(named)]
+        only = only.assign(duration=np.nan)
         both = pd.concat([both, only[[c for c in only if c in both]]], ignore_index=True)
     return both
 
@@ -576,12 +583,22 @@ def _finish(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def attach_labels(stats: pd.DataFrame, videos: pd.DataFrame) -> pd.DataFrame:
-    """``video_stats`` rows with the outline columns and ``duration_source`` of ``videos``
-    (a duration ``video_stats`` inferred says ``inferred``)."""
+    """``video_stats`` rows with the outline columns of ``videos`` (null where it has none)
+    and ``duration_source``: ``inferred`` for a duration video_stats inferred, else the
+    source ``videos`` gives (``events`` when it names none)."""
     keys = ["course_id", "video_id"]
-    cols = [*schema.LABELS, "duration_source"]
-    base = stats.drop(columns=[c for c in cols if c in stats])
-    out = base.merge(videos[keys + cols], on=keys, how="left")
-    inferred = out["duration_inferred"].astype(bool)
-    out["duration_source"] = out["duration_source"].where(~inferred, "inferred")
+    cols = [c for c in (*schema.LABELS, "duration_source") if c in videos]
+    base = stats.drop(columns=[c for c in (*schema.LABELS, "duration_source") if c in stats])
+    out = base.merge(videos[keys + cols].drop_duplicates(keys), on=keys, how="left")
+    for c in schema.LABELS:
+        if c not in out:
+            out[c] = pd.Series(pd.NA, index=out.index, dtype=schema.LABELS[c])
+    known = out["duration"].notna()
+    given = out["duration_source"] if "duration_source" in out else pd.Series(np.nan, out.index)
+    source = np.where(
+        out["duration_inferred"].astype(bool),
+        "inferred",
+        np.where(known, given.fillna("events").astype(object), None),
+    )
+    out["duration_source"] = pd.array(source, dtype=schema.STR)
     return out

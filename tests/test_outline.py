@@ -488,10 +488,12 @@ def test_labels_carry_over_runs_and_unseen_rows_give_way():
         [prev_logged, _logged([(course, f"i4x-edX-DemoX-video-{h[1]}", None, None)])],
         ignore_index=True,
     )
-    again = outline.label_videos(core, [legacy], previous=kept.videos).videos
-    names = [outline.url_name(x) for x in again["video_id"]]
-    assert sorted(names) == sorted([*h, "new"])
-    assert again.loc[again["video_id"] == f"i4x-edX-DemoX-video-{h[1]}", "seen_in_logs"].all()
+    for outlines in ([legacy], []):  # with the structure again, and without
+        again = outline.label_videos(core, outlines, previous=kept.videos).videos
+        names = [outline.url_name(x) for x in again["video_id"]]
+        assert sorted(names) == sorted([*h, "new"])
+        row = again.loc[again["video_id"] == f"i4x-edX-DemoX-video-{h[1]}"]
+        assert row["seen_in_logs"].all() and (row["position"] == 2).all()
 
 
 def test_logged_videos_forgets_outline_durations():
