@@ -141,6 +141,8 @@ VIDEO_STATS: Schema = {
     "completed_viewers": I64,
     "users_at_start": I64,
     "users_at_end": I64,
+    "duration_source": STR,
+    **LABELS,
 }
 
 VIDEO_TIMELINE: Schema = {
