@@ -728,3 +728,41 @@ def test_cli_help_names_the_option():
 
     text = cli.build_parser()._subparsers._group_actions[0].choices["run"].format_help()
     assert "--course-structure [COURSE_ID=]PATH" in text
+
+
+def test_same_rows_from_directory_tarball_and_blocks_capture(labelled_run, dask_client):
+    """Acceptance 2: the OLX directory and its .tar.gz give the same videos rows; for the
+    legacy demo course the mobile Course Blocks capture gives the same rows where both
+    carry the video (its one renamed video aside)."""
+    from .conftest import run_job
+
+    res, _, tmp = labelled_run
+    log = tmp / "tracking.log"
+    cur_tgz = make_tar(CURRENT, tmp / "current.tar.gz")
+    old_tgz = make_tar(LEGACY, tmp / "legacy.tar.gz", top="Demo_Course")
+    runs = {}
+    for name, args in {
+        "tar": (str(cur_tgz), str(old_tgz), str(TEST101), f"{RERUN}={cur_tgz}"),
+        "blocks": (str(CURRENT), str(DEMOX_2016), str(TEST101), f"{RERUN}={CURRENT}"),
+    }.items():
+        outlines, _ = outline.read_sources(outline.parse_source(a) for a in args)
+        r = run_job(dask_client, [log], tmp / name, course_structures=args, outlines=outlines)
+        runs[name] = _table(r, "videos").sort_values(["course_id", "video_id"])
+    olx = _table(res, "videos").sort_values(["course_id", "video_id"])
+    pd.testing.assert_frame_equal(olx.reset_index(drop=True), runs["tar"].reset_index(drop=True))
+    a = olx.loc[olx["course_id"] == OLD].set_index("video_id")
+    b = runs["blocks"].loc[runs["blocks"]["course_id"] == OLD].set_index("video_id")
+    both = a.index.intersection(b.index)
+    assert len(both) == 5  # 4 videos of the capture + the logged one neither outline has
+    assert set(a.index.difference(b.index)) == {"af7fe1335eb841cd81ce31c7ee8eb069"}
+    cols = [c for c in a.columns if c != "title"]
+    pd.testing.assert_frame_equal(a.loc[both, cols], b.loc[both, cols])
+    renamed = "7e9b434e6de3435ab99bd3fb25bde807"
+    same = both.drop(renamed)
+    pd.testing.assert_series_equal(a.loc[same, "title"], b.loc[same, "title"])
+    assert b.loc[renamed, "title"] == "Science and Cooking Chef Profile: JOSÉ ANDRÉS"
+    other = olx["course_id"] != OLD
+    pd.testing.assert_frame_equal(
+        olx.loc[other].reset_index(drop=True),
+        runs["blocks"].loc[runs["blocks"]["course_id"] != OLD].reset_index(drop=True),
+    )
