@@ -143,7 +143,7 @@ SEGMENTS = Table(
             TIME,
             "When the segment closed: the time of the pause, stop or seek event that "
             "ended it, as logged (mobile events may arrive late).",
-            "UTC timestamp, µs",
+            "UTC",
         ),
         "start_offset": Column(F64, "Position in the video where the segment starts.", "s"),
         "end_offset": Column(F64, "Position in the video where the segment ends.", "s"),
@@ -214,8 +214,8 @@ VIEWS = Table(
             "The viewer completed the video: coverage >= 0.95, or a segment reached "
             "the bin `users_at_end` counts (what `video_stats.completed_viewers` counts).",
         ),
-        "first_time": Column(TIME, "`time` of the viewer's first segment.", "UTC timestamp, µs"),
-        "last_time": Column(TIME, "`time` of the viewer's last segment.", "UTC timestamp, µs"),
+        "first_time": Column(TIME, "`time` of the viewer's first segment.", "UTC"),
+        "last_time": Column(TIME, "`time` of the viewer's last segment.", "UTC"),
     },
 )
 
@@ -318,8 +318,8 @@ REJECTS = Table(
         "line": Column(I64, "1-based line number in that file (after decompression)."),
         "reason": Column(
             STR,
-            "Why: `not_json`, `not_object`, `bad_encoding`, `too_deep`, `bad_time`, "
-            "`bad_payload`, `missing_video_id`, `missing_number`, …",
+            "Why the line was rejected: a reason as counted in `_run.json`, such as "
+            "`not_json`, `not_object`, `bad_time`, `bad_payload` or `missing_number`.",
         ),
         "text": Column(STR, "The line as read (pseudonymized with `--pseudonymize-key-env`)."),
     },
