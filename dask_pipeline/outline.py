@@ -592,7 +592,7 @@ def attach_labels(stats: pd.DataFrame, videos: pd.DataFrame) -> pd.DataFrame:
     out = base.merge(videos[keys + cols].drop_duplicates(keys), on=keys, how="left")
     for c in schema.LABELS:
         if c not in out:
-            out[c] = pd.Series(pd.NA, index=out.index, dtype=schema.LABELS[c])
+            out[c] = pd.Series(pd.NA, index=out.index, dtype=schema.LABELS[c].dtype)
     known = out["duration"].notna()
     given = out["duration_source"] if "duration_source" in out else pd.Series(np.nan, out.index)
     source = np.where(
