@@ -316,9 +316,25 @@ def _blocks_course_id(doc: dict, source: str) -> str | None:
     return "/".join(m.groups()) if m else None
 
 
+def _as_dict_response(doc: object) -> object:
+    """A ``return_type=list`` response (a list of blocks, bare or under ``blocks``) in the
+    default shape: blocks keyed by id, the course block as root."""
+    blocks = doc.get("blocks") if isinstance(doc, dict) else doc
+    if not isinstance(blocks, list) or not all(isinstance(b, dict) for b in blocks):
+        return doc
+    by_id = {b["id"]: b for b in blocks if isinstance(b.get("id"), str)}
+    roots = [k for k, b in by_id.items() if b.get("type") == "course"]
+    out = dict(doc) if isinstance(doc, dict) else {}
+    out["blocks"] = by_id
+    if "root" not in out and len(roots) == 1:
+        out["root"] = roots[0]
+    return out
+
+
 def read_blocks(doc: object, source: str) -> Outline:
     """The outline of one Course Blocks API response: the tree from ``root`` through
     ``children`` (or the mobile ``descendants``), in list order."""
+    doc = _as_dict_response(doc)
     blocks = doc.get("blocks") if isinstance(doc, dict) else None
     if not isinstance(blocks, dict) or not isinstance(doc.get("root"), str):
         raise OutlineError(f"{source}: not a Course Blocks response (needs 'root' and 'blocks')")

@@ -188,6 +188,16 @@ def test_blocks_capture_agrees_with_legacy_export_where_both_have_the_video():
     assert list(differ) == ["7e9b434e6de3435ab99bd3fb25bde807"]
 
 
+def test_blocks_as_a_list_response(tmp_path):
+    """``return_type=list``: the same blocks as a list, the course block as root."""
+    doc = properties_doc(TEST101)
+    listed = [dict(b, id=k) for k, b in doc["blocks"].items()]
+    f = tmp_path / "list.json"
+    f.write_text(json.dumps(listed))
+    [o] = outline.read_path(f)
+    assert rows(o) == expected_blocks(doc) and o.course_id == "course-v1:edX+Test101+course"
+
+
 def test_pipeline_json_lines_one_course_per_line():
     got = outline.read_path(PIPELINE_JSONL)
     assert [o.course_id for o in got] == [
