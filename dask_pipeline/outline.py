@@ -502,45 +502,56 @@ def label_videos(
     outline columns of their course's outline, plus a row (``seen_in_logs`` false, video_id
     the url_name) for every outline video the logs never named. A course without an outline
     in this run keeps the labels (and outline-only rows) ``previous`` stored for it."""
-    logged = videos.assign(
-        _key=[course_key(c) for c in videos["course_id"]],
-        url_name=[url_name(v) for v in videos["video_id"]],
-        seen_in_logs=True,
-    )
-    log_courses = sorted(set(logged["course_id"].dropna()))
-    by_key = {o.key: o for o in outlines}
-    matched: dict[str, list[str]] = {o.key: [] for o in outlines}
-    for c in log_courses:
-        if course_key(c) in matched:
-            matched[course_key(c)].append(c)
+    logged = videos.assign(url_name=[url_name(v) for v in videos["video_id"]], seen_in_logs=True)
+    matched = _matches(outlines, logged["course_id"])
     # the outline rows under the course ids the logs use
+    by_key = {o.key: o for o in outlines}
     parts = [
         outline_frame([by_key[k]]).assign(course_id=c) for k, cs in matched.items() for c in cs
     ]
     labels = pd.concat(parts, ignore_index=True) if parts else schema.empty(schema.OUTLINE)
     labels = labels.rename(columns={"duration": "outline_duration"})
-    on = ["course_id", "url_name"]
-    both = logged.merge(labels, on=on, how="outer", indicator=True)
+    both = logged.merge(labels, on=["course_id", "url_name"], how="outer", indicator=True)
     unseen = both["_merge"] == "right_only"
     both["video_id"] = both["video_id"].where(~unseen, both["url_name"])
     both["seen_in_logs"] = ~unseen
-    labelled_courses = {c for cs in matched.values() for c in cs}
-    out = _carry_previous(both, previous, labelled_courses)
-    has_outline = out["course_id"].isin(labelled_courses)
-    in_outline = out["position"].notna()
+    labelled = {c for cs in matched.values() for c in cs}
+    out = _carry_previous(both, previous, labelled)
+    return _summary(_finish(out), outlines, matched, labelled)
+
+
+def _matches(outlines: Sequence[Outline], course_ids: pd.Series) -> dict[str, list[str]]:
+    """Per outline (by course key), the course ids of the logs it applies to."""
+    matched: dict[str, list[str]] = {o.key: [] for o in outlines}
+    for c in sorted(set(course_ids.dropna())):
+        if course_key(c) in matched:
+            matched[course_key(c)].append(c)
+    return matched
+
+
+def _summary(
+    videos: pd.DataFrame,
+    outlines: Sequence[Outline],
+    matched: dict[str, list[str]],
+    labelled: set[str],
+) -> Labelled:
+    """The labelled table with its ``_run.json`` counts, warnings and outline list."""
+    has_outline = videos["course_id"].isin(labelled)
+    in_outline = videos["position"].notna()
+    seen = videos["seen_in_logs"]
     counts = {
         "outline_courses": len(outlines),
         "outline_videos": int(sum(len(o.videos) for o in outlines)),
-        "outline_matched_videos": int((has_outline & in_outline & out["seen_in_logs"]).sum()),
+        "outline_matched_videos": int((has_outline & in_outline & seen).sum()),
         "outline_log_videos_absent": int((has_outline & ~in_outline).sum()),
-        "outline_videos_unseen": int((has_outline & ~out["seen_in_logs"]).sum()),
+        "outline_videos_unseen": int((has_outline & ~seen).sum()),
         "outline_unmatched": sum(not cs for cs in matched.values()),
     }
     warnings = [
-        f"--course-structure: {by_key[k].source}: course {by_key[k].course_id} "
-        "is in no log (this run or stored): its outline was not used"
-        for k, cs in matched.items()
-        if not cs
+        f"--course-structure: {o.source}: course {o.course_id} is in no log "
+        "(this run or stored): its outline was not used"
+        for o in outlines
+        if not matched[o.key]
     ]
     courses = [
         {
@@ -552,7 +563,7 @@ def label_videos(
         }
         for o in outlines
     ]
-    return Labelled(_finish(out), counts, warnings, courses)
+    return Labelled(videos, counts, warnings, courses)
 
 
 def _carry_previous(
