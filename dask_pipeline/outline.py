@@ -144,6 +144,12 @@ def url_name(video_id: str) -> str:
     return s
 
 
+def _url_names(video_ids: pd.Series) -> pd.Series:
+    """``url_name`` of each id, as strings (also when there is none)."""
+    names = schema.strings([None if pd.isna(v) else url_name(v) for v in video_ids])
+    return pd.Series(names, index=video_ids.index)
+
+
 def parse_source(arg: str) -> Source:
     """``[COURSE_ID=]PATH``; an existing path containing ``=`` is taken as a path."""
     if "=" in arg and not Path(arg).exists():
@@ -502,7 +508,7 @@ def label_videos(
     outline columns of their course's outline, plus a row (``seen_in_logs`` false, video_id
     the url_name) for every outline video the logs never named. A course without an outline
     in this run keeps the labels (and outline-only rows) ``previous`` stored for it."""
-    logged = videos.assign(url_name=[url_name(v) for v in videos["video_id"]], seen_in_logs=True)
+    logged = videos.assign(url_name=_url_names(videos["video_id"]), seen_in_logs=True)
     matched = _matches(outlines, logged["course_id"])
     # the outline rows under the course ids the logs use
     by_key = {o.key: o for o in outlines}
@@ -577,7 +583,7 @@ def _carry_previous(
     on = ["course_id", "url_name"]
     from_outline = prev["duration_source"] == "outline" if "duration_source" in prev else False
     prev = prev.assign(
-        url_name=[url_name(v) for v in prev["video_id"]],
+        url_name=_url_names(prev["video_id"]),
         outline_duration=prev["duration"].where(from_outline),
     )
     cols = [*schema.LABELS, "outline_duration"]

@@ -478,6 +478,17 @@ def test_label_videos_matches_every_id_form_and_adds_unseen():
     assert v["duration_source"].isna().sum() == len(v) - 1
 
 
+def test_label_videos_without_any_logged_video():
+    [legacy] = outline.read_path(LEGACY)
+    empty = _logged([])
+    assert len(outline.label_videos(empty, []).videos) == 0
+    got = outline.label_videos(empty, [legacy])
+    assert len(got.videos) == 0 and got.counts["outline_unmatched"] == 1
+    prev = outline.label_videos(_logged([("edX/DemoX/Demo_Course", "x", None, None)]), [legacy])
+    kept = outline.label_videos(empty, [], previous=prev.videos)
+    assert len(kept.videos) == 5 and not kept.videos["seen_in_logs"].any()
+
+
 def test_labels_carry_over_runs_and_unseen_rows_give_way():
     [legacy] = outline.read_path(LEGACY)
     h = [v.url_name for v in legacy.videos]
