@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from . import segments, window
+from . import outline, segments, window
 
 #: The rule sets by name, in the order the command line lists them.
 RULE_SETS = tuple(segments.RULES)
@@ -55,6 +55,10 @@ class RunConfig:
     progress: bool = True
     #: warnings about the inputs (skipped files, files that are no tracking log) are fatal
     strict: bool = False
+    #: ``--course-structure`` arguments as given, and the outlines read from them
+    course_structures: tuple[str, ...] = ()
+    outlines: tuple[outline.Outline, ...] = field(default=(), repr=False)
+    outline_warnings: tuple[str, ...] = ()
 
     # -- the window in UTC microseconds ------------------------------------------------
     @property
@@ -164,6 +168,14 @@ def read_staff(path: Path) -> frozenset[str]:
         raise ConfigError(f"--staff-file: {path} is not UTF-8 text") from None
     names = (x.strip() for x in text.splitlines())
     return frozenset(n for n in names if n and not n.startswith("#"))
+
+
+def read_course_structures(args: tuple[str, ...]) -> tuple[tuple[outline.Outline, ...], list[str]]:
+    """The outlines of ``--course-structure [COURSE_ID=]PATH`` arguments, and warnings."""
+    try:
+        return outline.read_sources(outline.parse_source(a) for a in args)
+    except outline.OutlineError as e:
+        raise ConfigError(f"--course-structure: {e}") from None
 
 
 def pseudonymize_key_from_env(var: str) -> bytes:

@@ -136,6 +136,7 @@ def options_record(cfg: RunConfig) -> dict:
         "lookback_hours": cfg.lookback_hours,
         "bin_seconds": cfg.bin_seconds,
         "pseudonymize_key_env": cfg.pseudonymize_key_env,
+        "course_structures": list(cfg.course_structures),
         "scheduler": c.scheduler,
         "scheduler_file": str(c.scheduler_file) if c.scheduler_file else None,
         "workers": c.workers,

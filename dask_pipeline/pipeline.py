@@ -31,7 +31,7 @@ import dask.dataframe as dd
 import pandas as pd
 from dask import delayed
 
-from . import checks, cluster, ingest, ledger, metrics, read, schema, store, team
+from . import checks, cluster, ingest, ledger, metrics, outline, read, schema, store, team
 from .config import RunConfig
 from .errors import RunFailed
 from .stages import (
@@ -107,6 +107,8 @@ class _Run:
         self.prev_team = store.read_table(self.previous, "course_team") if self.previous else None
         self.known = team.members(self.prev_team)
         self.counts: dict[str, int] = {}
+        self.prev_videos = store.read_table(self.previous, "videos") if self.previous else None
+        self.labelled: outline.Labelled | None = None
 
     def execute(self, argv: list[str] | None, paths: list[str], parts: list[read.Part]):
         t_start = time.perf_counter()
@@ -140,7 +142,7 @@ class _Run:
                 timings=self.timings,
                 cluster=cluster.describe(self.client, workers_at_start),
             )
-            summary = {**summary, **notes}
+            summary = {**summary, **notes, "outlines": self.labelled.courses}
             summary["window"]["late_before"] = _iso_us(self.cfg.events_from_us)
             summary["window"]["late_video_events"] = summary["counts"].get("late_video_events", 0)
             store.write_json(summary, self.stage / store.RUN_JSON)
@@ -149,6 +151,7 @@ class _Run:
             store.abandon(self.out, self.run_id)
             raise
         warnings = ledger.input_warnings(inputs) + notes["warnings"]
+        warnings += [*self.cfg.outline_warnings, *self.labelled.warnings]
         return RunResult(out=self.out, version=self.stage, summary=summary, warnings=warnings)
 
     def _input_checks(self, inputs: list[dict]) -> dict:
@@ -203,7 +206,11 @@ class _Run:
         course_team = _course_team(user_results, self.prev_team, replaced)
         store.write_table_part(self.stage, "course_team", "000000", course_team)
         self._forget_new_members(kept, course_team)
-        videos = self._videos(course_team)
+        self.labelled = outline.label_videos(
+            self._videos(course_team), self.cfg.outlines, self.prev_videos
+        )
+        videos = self.labelled.videos
+        self.counts.update(self.labelled.counts)
         store.write_table_part(self.stage, "videos", "000000", videos)
         return videos, n_rejects, replaced, kept
 
@@ -237,7 +244,7 @@ class _Run:
         partials, _ = team.drop_known(partials, team.members(course_team))
         old = None
         if self.previous is not None and not store.has_user_videos(self.previous):
-            old = store.read_table(self.previous, "videos")
+            old = outline.logged_videos(self.prev_videos)
         return metrics.combine_videos(partials, old)
 
     # -- graph 2: per-video tables from every stored segment ------------------------------
