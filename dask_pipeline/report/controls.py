@@ -6,7 +6,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import numpy as np
+
+from .course import section_colors
 from .data import ReportData, strings
+from .index import OUTLINE_NUMBERS, OUTLINE_TEXT
 
 if TYPE_CHECKING:
     from bokeh.models import (
@@ -18,7 +22,8 @@ if TYPE_CHECKING:
     )
 
 #: Text and number columns of the ``videos`` source (one row per video, in page order).
-VIDEO_TEXT = ["course_id", "video_id", "short_id", "duration_text", "option_label", "search_label"]
+VIDEO_TEXT = ["course_id", "video_id", "short_id", "label", "place", *OUTLINE_TEXT]
+VIDEO_TEXT += ["duration_text", "option_label", "search_label"]
 VIDEO_NUMBERS = [
     "duration",
     "viewers",
@@ -37,7 +42,14 @@ VIDEO_NUMBERS = [
     "tl_hi",
     "dy_lo",
     "dy_hi",
+    *OUTLINE_NUMBERS,
 ]
+
+#: The video select's title, as its options are ordered.
+SELECT_TITLES = {"outline": "Video (in outline order)", "viewers": "Video (most viewed first)"}
+#: Option groups of the video select for the videos of an outlined course.
+NO_SECTION = "(no section)"
+NOT_IN_OUTLINE = "Not in the outline"
 
 
 @dataclass(frozen=True)
@@ -62,6 +74,12 @@ def _formatters():
         NumberFormatter(format="0.0", text_align="right", nan_format="n/a"),
         NumberFormatter(format="0,0.00", text_align="right"),
     )
+
+
+def _position_format():
+    from bokeh.models import NumberFormatter
+
+    return NumberFormatter(format="0", text_align="right", nan_format="")
 
 
 def overview_table(data: ReportData) -> tuple[ColumnDataSource, DataTable]:
@@ -105,36 +123,51 @@ def overview_table(data: ReportData) -> tuple[ColumnDataSource, DataTable]:
     return source, table
 
 
+def _video_columns(outline: bool) -> list:
+    """The columns of the videos table; with an outline, its place first."""
+    from bokeh.models import TableColumn
+
+    f_int, f_pct, f_hours = _formatters()
+    place = [
+        TableColumn(field="position", title="#", formatter=_position_format(), width=40),
+        TableColumn(field="section", title="Section", width=170),
+    ]
+    return [
+        *(place if outline else []),
+        TableColumn(field="label", title="Video", width=250 if outline else 300),
+        TableColumn(field="duration_text", title="Duration", width=110),
+        TableColumn(field="viewers", title="Viewers", formatter=f_int, width=70),
+        TableColumn(field="segments", title="Segments", formatter=f_int, width=75),
+        TableColumn(field="watched_hours", title="Hours watched", formatter=f_hours, width=105),
+        TableColumn(field="mean_coverage_pct", title="Mean coverage %", formatter=f_pct, width=120),
+        TableColumn(field="completion_pct", title="Completion %", formatter=f_pct, width=105),
+        TableColumn(field="users_at_start", title="At start", formatter=f_int, width=70),
+        TableColumn(field="users_at_end", title="At end", formatter=f_int, width=70),
+    ]
+
+
 def videos_table(data: ReportData, course: str) -> tuple[ColumnDataSource, DataTable, GroupFilter]:
     """Every video (one source), shown course by course through a filter."""
-    from bokeh.models import CDSView, ColumnDataSource, DataTable, GroupFilter, TableColumn
+    from bokeh.models import CDSView, ColumnDataSource, DataTable, GroupFilter
 
     vi = data.videos
     source = ColumnDataSource(
         {
             **{c: strings(vi[c]) for c in VIDEO_TEXT},
-            **{c: vi[c].to_numpy() for c in VIDEO_NUMBERS},
+            **{
+                c: vi[c].to_numpy(dtype="float64" if c in OUTLINE_NUMBERS else None)
+                for c in VIDEO_NUMBERS
+            },
             "duration_inferred": vi["duration_inferred"].to_numpy(dtype=bool),
+            "section_color": section_colors(vi["section_index"]),
         },
         name="videos",
     )
-    f_int, f_pct, f_hours = _formatters()
-    columns = [
-        TableColumn(field="short_id", title="Video", width=300),
-        TableColumn(field="duration_text", title="Duration", width=120),
-        TableColumn(field="viewers", title="Viewers", formatter=f_int, width=75),
-        TableColumn(field="segments", title="Views", formatter=f_int, width=75),
-        TableColumn(field="watched_hours", title="Hours watched", formatter=f_hours, width=110),
-        TableColumn(field="mean_coverage_pct", title="Mean coverage %", formatter=f_pct, width=125),
-        TableColumn(field="completion_pct", title="Completion %", formatter=f_pct, width=110),
-        TableColumn(field="users_at_start", title="At start", formatter=f_int, width=75),
-        TableColumn(field="users_at_end", title="At end", formatter=f_int, width=75),
-    ]
     course_filter = GroupFilter(column_name="course_id", group=course)
     table = DataTable(
         source=source,
         view=CDSView(filter=course_filter),
-        columns=columns,
+        columns=_video_columns(data.outline),
         width=1080,
         height=300,
         index_position=None,
@@ -146,14 +179,25 @@ def videos_table(data: ReportData, course: str) -> tuple[ColumnDataSource, DataT
     return source, table, course_filter
 
 
-def video_options(data: ReportData, course: str) -> list[tuple[str, str]]:
-    """The video select's options for a course: (row of ``videos``, label), page order."""
+def video_options(data: ReportData, course: str) -> list | dict[str, list]:
+    """The video select's options for a course: (row of ``videos``, label) in page order;
+    grouped by section when the course has an outline (the same as ``options_of`` of the
+    page's script)."""
     vi = data.videos
-    return [
-        (str(k), label)
-        for k, (c, label) in enumerate(zip(vi["course_id"], vi["option_label"], strict=True))
-        if c == course
-    ]
+    rows = [k for k, c in enumerate(vi["course_id"]) if c == course]
+    flat = [(str(k), vi["option_label"].iat[k]) for k in rows]
+    pos = vi["position"].to_numpy(dtype="float64")
+    if not any(np.isfinite(pos[k]) for k in rows):
+        return flat
+    groups: dict[str, list] = {}
+    for k, opt in zip(rows, flat, strict=True):
+        g = (vi["section"].iat[k] or NO_SECTION) if np.isfinite(pos[k]) else NOT_IN_OUTLINE
+        groups.setdefault(g, []).append(opt)
+    return groups
+
+
+def outlined(options: list | dict) -> bool:
+    return isinstance(options, dict)
 
 
 def build_controls(data: ReportData, course: str, first: int) -> Controls:
@@ -166,15 +210,16 @@ def build_controls(data: ReportData, course: str, first: int) -> Controls:
     course_select = Select(
         title="Course", options=courses, value=course, width=330, name="course_select"
     )
+    options = video_options(data, course)
     video_select = Select(
-        title="Video (most viewed first)",
-        options=video_options(data, course),
+        title=SELECT_TITLES["outline" if outlined(options) else "viewers"],
+        options=options,
         value=str(first),
         width=420,
         name="video_select",
     )
     search = AutocompleteInput(
-        title="Find a video in any course (type part of its id)",
+        title="Find a video in any course (part of its title or id)",
         completions=strings(data.videos["search_label"]),
         search_strategy="includes",
         case_sensitive=False,

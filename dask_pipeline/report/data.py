@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 
 from .coverage import coverage_histogram
-from .index import VIDEO_KEYS, course_overview, video_index
+from .daily import after_midnight_days, day_str, spill_candidates
+from .index import VIDEO_KEYS, course_overview, has_outline, video_index
 from .tables import Tables, bin_seconds
 
 
@@ -24,6 +25,13 @@ class ReportData:
     coverage: np.ndarray
     days: list[str]
     run: dict
+    #: days that only hold the ends of the night before's viewings -> their last segment's
+    #: local time (``daily.after_midnight_days``)
+    after_midnight: dict[str, str]
+    #: segments per day, all videos
+    day_segments: dict[str, int]
+    #: whether any video has a place in a course outline
+    outline: bool
 
 
 def strings(s: pd.Series) -> list[str]:
@@ -78,7 +86,7 @@ def build_data(t: Tables) -> ReportData:
     daily columns) and the coverage histogram, one row of counts per video."""
     bs = bin_seconds(t)
     idx = video_index(t.video_stats, t.views, bs)
-    tl, tl_lo, tl_hi = _row_ranges(t.video_timeline, idx, ["segment"])
+    tl, tl_lo, tl_hi = _row_ranges(t.video_timeline, idx, ["bin"])
     dy, dy_lo, dy_hi = _row_ranges(t.video_daily, idx, ["date"])
     idx["tl_lo"], idx["tl_hi"] = tl_lo, tl_hi
     idx["dy_lo"], idx["dy_hi"] = dy_lo, dy_hi
@@ -87,7 +95,7 @@ def build_data(t: Tables) -> ReportData:
         overview=course_overview(t.video_stats, t.views),
         videos=idx,
         timeline={
-            "segment": tl["segment"].to_numpy(),
+            "bin": tl["bin"].to_numpy(),
             "start_seconds": tl["start_seconds"].to_numpy(),
             "end_seconds": tl["end_seconds"].to_numpy(),
             "num_users": tl["num_users"].to_numpy(),
@@ -103,4 +111,17 @@ def build_data(t: Tables) -> ReportData:
         coverage=coverage_histogram(t.views, idx),
         days=sorted(set(strings(t.video_daily["date"]))),
         run=t.run,
+        after_midnight=_after_midnight(t),
+        day_segments={
+            str(d): int(n)
+            for d, n in t.video_daily.groupby(day_str(t.video_daily["date"]))["segments"]
+            .sum()
+            .items()
+        },
+        outline=has_outline(t.video_stats),
     )
+
+
+def _after_midnight(t: Tables) -> dict[str, str]:
+    tz = (t.run.get("options") or {}).get("tz") or "UTC"
+    return after_midnight_days(t.segments, spill_candidates(t.video_daily), tz)

@@ -7,18 +7,29 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .controls import Controls, build_controls, video_options
+from .controls import (
+    NO_SECTION,
+    NOT_IN_OUTLINE,
+    SELECT_TITLES,
+    Controls,
+    build_controls,
+    outlined,
+)
+from .course import course_figure
 from .coverage import COVERAGE_BINS, bin_edges_pct, coverage_figure
 from .daily import daily_figure
-from .data import ReportData, build_data, compact, day_ms, strings
-from .page import first_video, header_html
+from .data import ReportData, build_data, compact, day_ms
+from .health import health_html
+from .index import first_shown
+from .page import EMPTY_NOTES, days_note, first_video, header_html
 from .retention import retention_figure
-from .script import SCRIPT
+from .script import SCRIPT, SEARCH_FEEDBACK
 from .style import CSS, NOTE_COLOR
 from .tables import load_tables
 
 if TYPE_CHECKING:
     from bokeh.document import Document
+    from bokeh.models import CustomJS, Div
 
 
 def _long_columns(data: ReportData) -> dict[str, dict]:
@@ -63,13 +74,10 @@ def _plots(data: ReportData, first: dict) -> dict:
         "marks": ColumnDataSource(first["marks"], name="marks_source"),
     }
     retention, end_span = retention_figure(
-        src["timeline"], src["marks"], first["title"], first["duration"]
+        src["timeline"], src["marks"], data.bin_seconds, first["duration"]
     )
-    plots = [
-        retention,
-        daily_figure(src["daily"], day_ms(data.days)),
-        coverage_figure(src["coverage"]),
-    ]
+    daily = daily_figure(src["daily"], day_ms(data.days))
+    plots = [retention, daily, coverage_figure(src["coverage"])]
     labels = _empty_labels(plots, first["empty"])
     for p in plots:
         p.toolbar.logo = None
@@ -79,7 +87,7 @@ def _plots(data: ReportData, first: dict) -> dict:
     return {**src, "plots": plots, "end_span": end_span, "empty_labels": labels}
 
 
-def _callback(c: Controls, plots: dict, long: dict, summary, bin_s: float) -> None:
+def _callback(c: Controls, plots: dict, long: dict, texts: dict, extra: dict) -> CustomJS:
     """One CustomJS for every control and for the page's first render."""
     from bokeh.models import ColumnDataSource, CustomJS
 
@@ -90,23 +98,22 @@ def _callback(c: Controls, plots: dict, long: dict, summary, bin_s: float) -> No
         "timeline_all": ColumnDataSource(long["timeline"], name="timeline_all"),
         "daily_all": ColumnDataSource(long["daily"], name="daily_all"),
         "coverage_all": ColumnDataSource(long["coverage"], name="coverage_all"),
-        "timeline": plots["timeline"],
-        "daily": plots["daily"],
-        "coverage": plots["coverage"],
-        "marks": plots["marks"],
-        "summary": summary,
-        "end_span": plots["end_span"],
+        **{k: plots[k] for k in ("timeline", "daily", "coverage", "marks", "end_span")},
         "empty_labels": plots["empty_labels"],
-        "retention_plot": plots["plots"][0],
         "plots": plots["plots"],
         "course_select": c.course_select,
         "video_select": c.video_select,
         "course_filter": c.course_filter,
         "search": c.search,
-        "bin_seconds": bin_s,
         "coverage_bins": COVERAGE_BINS,
         "coverage_lo": lo,
         "coverage_hi": hi,
+        "notes": EMPTY_NOTES,
+        "select_titles": SELECT_TITLES,
+        "no_section": NO_SECTION,
+        "not_in_outline": NOT_IN_OUTLINE,
+        **texts,
+        **extra,
     }
     cb = CustomJS(args=args, code=SCRIPT)
     c.course_select.js_on_change("value", cb)
@@ -117,46 +124,90 @@ def _callback(c: Controls, plots: dict, long: dict, summary, bin_s: float) -> No
     return cb
 
 
+def _search_feedback(c: Controls, search_note: Div) -> None:
+    from bokeh.models import CustomJS
+
+    feedback = CustomJS(args={"search": c.search, "search_note": search_note}, code=SEARCH_FEEDBACK)
+    c.search.js_on_change("value_input", feedback)
+
+
+def _through_course(data: ReportData, c: Controls) -> tuple[list, dict]:
+    """The through-the-course plot, with an outline only (without one the page is as it
+    was); the layout rows and the script's argument for its note."""
+    if not data.outline:
+        return [], {"through_note": None}
+    outlined_first = outlined(c.video_select.options)
+    fig, note = course_figure(c.videos, c.course_filter, outlined_first)
+    title = _h2(
+        "Through the course", "Viewers of each video in outline order: where learners drop off."
+    )
+    return [title, fig], {"through_note": note}
+
+
+def _h2(text: str, note: str = "") -> Div:
+    from bokeh.models import Div
+
+    sub = f'<p class="muted">{note}</p>' if note else ""
+    return Div(text=f"<h2>{text}</h2>{sub}", stylesheets=[_css()], width=1080)
+
+
+def _css():
+    from bokeh.models import InlineStyleSheet
+
+    return InlineStyleSheet(css=CSS)
+
+
+def _div(text: str, width: int, name: str | None = None) -> Div:
+    from bokeh.models import Div
+
+    return Div(text=text, width=width, stylesheets=[_css()], name=name)
+
+
 def build_document(data: ReportData, title: str = "Video engagement report") -> Document:
     """The Bokeh Document of the page (a header and a note when there are no videos)."""
     from bokeh.document import Document
     from bokeh.layouts import column, row
-    from bokeh.models import Div, InlineStyleSheet
 
-    css = InlineStyleSheet(css=CSS)
     doc = Document()
     doc.title = title
-    header = Div(text=header_html(data), stylesheets=[css], width=1180)
+    header = _div(header_html(data), 1180)
+    health = column(_h2("The run"), _div(health_html(data.run), 1080, "health"))
     if data.videos.empty:
-        note = Div(
-            text="<p>The run's tables hold no videos: nothing to show.</p>", stylesheets=[css]
-        )
-        doc.add_root(column(header, note))
+        note = _div("<p>The run's tables hold no videos: nothing to show.</p>", 1080)
+        doc.add_root(column(header, health, note))
         return doc
 
-    course = strings(data.overview["course_id"])[0]
-    k = int(video_options(data, course)[0][0])  # page order: the course's most viewed first
-    c = build_controls(data, course, k)
+    k = first_shown(data.videos)
+    c = build_controls(data, str(data.videos["course_id"].iat[k]), k)
     long = _long_columns(data)
     plots = _plots(data, first_video(data, k, long))
-    summary = Div(text="", width=300, stylesheets=[css], name="summary")
-    doc.js_on_event("document_ready", _callback(c, plots, long, summary, data.bin_seconds))
-
-    def h2(text: str, note: str = "") -> Div:
-        sub = f'<p class="muted">{note}</p>' if note else ""
-        return Div(text=f"<h2>{text}</h2>{sub}", stylesheets=[css], width=1080)
-
+    texts = {
+        "heading": _div("", 1080, "heading"),
+        "summary": _div("", 300, "summary"),
+        "bin_seconds": data.bin_seconds,
+    }
+    search_note = _div("", 420, "search_note")
+    _search_feedback(c, search_note)
+    through, extra = _through_course(data, c)
+    doc.js_on_event("document_ready", _callback(c, plots, long, texts, extra))
     retention, daily_plot, coverage_plot = plots["plots"]
+    days_div = _div(days_note(data.after_midnight, data.day_segments), 880, "days_note")
     doc.add_root(
         column(
             header,
-            h2("Courses", "Click a course to explore its videos."),
+            health,
+            _h2("Courses", "Click a course to explore its videos."),
             c.overview_table,
-            h2("Videos of the course", "Click a row, pick a video or search one by its id."),
-            row(c.course_select, c.video_select, c.search),
+            _h2(
+                "Videos of the course",
+                "Click a row, pick a video or search one by its title or id.",
+            ),
+            row(c.course_select, c.video_select, column(c.search, search_note)),
             c.videos_table,
-            h2("The selected video"),
-            row(summary, column(retention, row(daily_plot, coverage_plot))),
+            *through,
+            _h2("The selected video"),
+            texts["heading"],
+            row(texts["summary"], column(retention, row(daily_plot, coverage_plot), days_div)),
         )
     )
     return doc

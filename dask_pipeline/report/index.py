@@ -75,8 +75,23 @@ def _coverage_unknown(views: pd.DataFrame) -> pd.DataFrame:
     return unknown
 
 
+#: The outline columns of video_stats when a course structure was given (issue 11).
+OUTLINE_TEXT = ["title", "section", "subsection", "unit"]
+OUTLINE_NUMBERS = ["position", "section_index", "subsection_index", "unit_index"]
+
+
+def has_outline(stats: pd.DataFrame) -> bool:
+    """Whether any video of video_stats has a place in a course outline."""
+    return "position" in stats.columns and bool(stats["position"].notna().any())
+
+
+def _text(s: pd.Series) -> list[str]:
+    return ["" if pd.isna(x) else str(x) for x in s]
+
+
 def _labels(idx: pd.DataFrame) -> pd.DataFrame:
-    """The display texts of each video: duration, short id, select and search labels."""
+    """The display texts of each video: duration, short id, its name (its title, else its
+    short id), where it sits in the outline, the select and search labels."""
     idx["duration_text"] = [
         clock(x) + (" (inferred)" if inf else "")
         for x, inf in zip(idx["duration"], idx["duration_inferred"], strict=True)
@@ -85,24 +100,54 @@ def _labels(idx: pd.DataFrame) -> pd.DataFrame:
     # a short id must name one video of its course; where two collide keep the full ids
     clash = short.groupby(idx["course_id"]).transform(lambda s: s.duplicated(keep=False))
     idx["short_id"] = np.where(clash, idx["video_id"], short)
+    for c in OUTLINE_TEXT:
+        idx[c] = _text(idx[c]) if c in idx.columns else ""
+    titles = idx["title"].to_numpy(dtype=object)
+    idx["label"] = np.where(titles != "", titles, idx["short_id"])
+    idx["place"] = [
+        " \u203a ".join(p for p in parts if p)
+        for parts in zip(idx["section"], idx["subsection"], idx["unit"], strict=True)
+    ]
     idx["option_label"] = [
         f"{s}  ({clock(d)}, {n} viewers)"
-        for s, d, n in zip(idx["short_id"], idx["duration"], idx["viewers"], strict=True)
+        for s, d, n in zip(idx["label"], idx["duration"], idx["viewers"], strict=True)
     ]
     idx["search_label"] = [
-        f"{s} \u00b7 {c}" for s, c in zip(idx["short_id"], idx["course_id"], strict=True)
+        f"{lab} ({s}) \u00b7 {c}" if lab != s else f"{s} \u00b7 {c}"
+        for lab, s, c in zip(idx["label"], idx["short_id"], idx["course_id"], strict=True)
     ]
     return idx
 
 
+def _page_order(stats: pd.DataFrame) -> pd.DataFrame:
+    """Videos by course, then in outline order where the outline places them (the others
+    after), then most viewers first."""
+    df = stats.copy()
+    has_pos = "position" in df.columns
+    df["_pos"] = df["position"].astype("float64") if has_pos else np.nan
+    df = df.sort_values(
+        ["course_id", "_pos", "viewers", "video_id"],
+        ascending=[True, True, False, True],
+        na_position="last",
+        kind="stable",
+    )
+    return df.drop(columns="_pos").reset_index(drop=True)
+
+
+def first_shown(idx: pd.DataFrame) -> int:
+    """The row of ``idx`` the page opens on: the most watched video whose coverage is known
+    (its duration known or inferred), else the most watched one (page order breaks ties)."""
+    known = idx["mean_coverage"].notna().to_numpy()
+    order = np.lexsort((np.arange(len(idx)), -idx["viewers"].to_numpy(), ~known))
+    return int(order[0]) if len(order) else 0
+
+
 def video_index(stats: pd.DataFrame, views: pd.DataFrame, bin_s: float) -> pd.DataFrame:
-    """One row per video of video_stats, in page order (course_id, most viewers first,
-    video_id), with its stats, display labels, ``coverage_unknown`` (views with a null
-    coverage), ``completion`` (completed_viewers / viewers) and ``end_bin`` (the bin of
-    users_at_end, :func:`metrics.users_at_end_bin`, -1 when unknown)."""
-    idx = stats.sort_values(
-        ["course_id", "viewers", "video_id"], ascending=[True, False, True], kind="stable"
-    ).reset_index(drop=True)
+    """One row per video of video_stats, in page order (:func:`_page_order`), with its
+    stats, display labels, ``coverage_unknown`` (views with a null coverage),
+    ``completion`` (completed_viewers / viewers) and ``end_bin`` (the bin of users_at_end,
+    :func:`metrics.users_at_end_bin`, -1 when unknown)."""
+    idx = _page_order(stats)
     for c in VIDEO_KEYS:
         idx[c] = idx[c].astype(object)
     idx = idx.merge(_coverage_unknown(views), on=VIDEO_KEYS, how="left")
@@ -115,4 +160,6 @@ def video_index(stats: pd.DataFrame, views: pd.DataFrame, bin_s: float) -> pd.Da
     idx["watched_hours"] = idx["watched_seconds"] / 3600.0
     idx["mean_coverage_pct"] = idx["mean_coverage"] * 100.0
     idx["completion_pct"] = idx["completion"] * 100.0
+    for c in OUTLINE_NUMBERS:
+        idx[c] = idx[c].astype("float64") if c in idx.columns else np.nan
     return _labels(idx)

@@ -8,19 +8,25 @@ import numpy as np
 
 from .coverage import COMPLETE_PCT, COVERAGE_BINS, bin_edges_pct
 from .data import ReportData
-from .retention import marks, retention_title
+from .retention import marks
+
+#: What an empty plot says instead of drawing nothing (the page's script gets the same
+#: texts as data). On two lines: one line would be clipped by the small plots' frames.
+EMPTY_NOTES = {
+    "none": "Nobody watched this video\nin the run's window",
+    "no_bins": "No viewing inside\nthe timeline's range",
+    "no_coverage": "Coverage unknown: the player\nnever reported the duration",
+}
 
 
 def empty_notes(viewers: int, bins: int, days: int, known: int) -> list[str]:
     """What the retention, daily and coverage plots say when empty ("" when not): the
     same as ``empty_notes`` of the page's script."""
-    none = "Nobody watched this video in the run's window"
+    none = EMPTY_NOTES["none"]
     return [
-        "" if bins else ("No viewing inside the timeline's range" if viewers else none),
+        "" if bins else (EMPTY_NOTES["no_bins"] if viewers else none),
         "" if days else none,
-        ""
-        if known
-        else ("Coverage unknown: the player never reported the duration" if viewers else none),
+        "" if known else (EMPTY_NOTES["no_coverage"] if viewers else none),
     ]
 
 
@@ -43,7 +49,6 @@ def first_video(data: ReportData, k: int, long: dict[str, dict[str, np.ndarray]]
         },
         "marks": marks(v, tl["center"], data.bin_seconds),
         "duration": d if np.isfinite(d) else None,
-        "title": retention_title(v["short_id"], data.bin_seconds),
         "empty": empty_notes(
             int(v["viewers"]),
             len(start),
@@ -54,7 +59,8 @@ def first_video(data: ReportData, k: int, long: dict[str, dict[str, np.ndarray]]
 
 
 def header_html(data: ReportData) -> str:
-    """The page's title line: courses, videos, run, days, rules, bins; what the words mean."""
+    """The page's title line (courses, videos, run, days, rules, bins) and what its words
+    mean: the same words as the tables'."""
     run = data.run
     opts = run.get("options") or {}
     bits = []
@@ -70,7 +76,25 @@ def header_html(data: ReportData) -> str:
     return (
         "<h1>Video engagement</h1>"
         f"<p>{n_courses} course(s), {n_videos} video(s) &middot; {' &middot; '.join(bits)}</p>"
-        '<p class="muted">Coverage: share of a video a viewer watched at least once. '
+        '<p class="muted" data-k="vocabulary">A <b>segment</b> is one stretch of a video '
+        "watched without a pause or a seek (a row of <code>segments/</code>); a <b>viewer</b> "
+        "of a video is a learner with at least one segment of it (a row of "
+        "<code>views/</code>). Coverage: share of a video a viewer watched at least once. "
         f"Completed: coverage of {COMPLETE_PCT:g}% or more, or reached the end mark. "
         "Hours watched count every replay.</p>"
+    )
+
+
+def days_note(after_midnight: dict[str, str], daily_segments: dict[str, int]) -> str:
+    """Under the daily chart: the days that only hold the ends of viewings of the night
+    before (``after_midnight``: day -> local time of its last segment)."""
+    if not after_midnight:
+        return ""
+    days = "; ".join(
+        f"{escape(d)} holds only {daily_segments.get(d, 0):,} segment(s), all closed by {escape(t)}"
+        for d, t in sorted(after_midnight.items())
+    )
+    return (
+        f'<div class="note" data-k="after_midnight">{days}: the ends of viewings of the '
+        "night before. A segment counts on the day it closed.</div>"
     )

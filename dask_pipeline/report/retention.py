@@ -1,5 +1,5 @@
-"""The retention curve of the shown video: unique viewers and views per timeline bin, with
-the users-at-start and users-at-end marks."""
+"""The retention curve of the shown video: unique viewers and segments per timeline bin,
+with the users-at-start and users-at-end marks."""
 
 from __future__ import annotations
 
@@ -22,9 +22,10 @@ return h ? `${h}:${p2(m)}:${p2(s % 60)}` : `${m}:${p2(s % 60)}`
 """
 
 
-def retention_title(label: str, bin_s: float) -> str:
-    """The plot's title for a video (the same text as ``retention_title`` of the script)."""
-    return f"Retention of {label}: unique viewers and views per {bin_s:g}-second bin"
+def retention_title(bin_s: float) -> str:
+    """The plot's title: short and the same for every video (the video's name is the
+    heading above the plots, where a long title cannot run into the toolbar)."""
+    return f"Unique viewers and segments per {bin_s:g}-second bin"
 
 
 def marks(video: pd.Series, centers: np.ndarray, bin_s: float) -> dict[str, list]:
@@ -46,7 +47,7 @@ def marks(video: pd.Series, centers: np.ndarray, bin_s: float) -> dict[str, list
 
 
 def retention_figure(
-    timeline: ColumnDataSource, mark_source: ColumnDataSource, title: str, duration: float | None
+    timeline: ColumnDataSource, mark_source: ColumnDataSource, bin_s: float, duration: float | None
 ) -> tuple[Figure, Span]:
     """The retention plot and its dashed end-of-video line."""
     from bokeh.models import DataRange1d, Legend, Span
@@ -57,11 +58,11 @@ def retention_figure(
         height=360,
         tools="xpan,xwheel_zoom,reset,save",
         toolbar_location="above",
-        title=title,
+        title=retention_title(bin_s),
         x_range=DataRange1d(start=0, range_padding=0.02),
         y_range=DataRange1d(start=0, range_padding=0.12),
         x_axis_label="Position in the video (m:ss)",
-        y_axis_label="People / views",
+        y_axis_label="Viewers / segments",
         name="retention",
         css_classes=["retention"],
     )
@@ -89,7 +90,11 @@ def retention_figure(
     )
     p.add_layout(end_span)
     legend = Legend(
-        items=[("unique viewers", [bars]), ("views", [line]), ("users at start / at end", [dots])],
+        items=[
+            ("unique viewers", [bars]),
+            ("segments", [line]),
+            ("users at start / at end", [dots]),
+        ],
         orientation="horizontal",
         border_line_color=None,
     )
@@ -129,9 +134,9 @@ def _axes_and_hover(p: Figure, bars) -> None:
         HoverTool(
             renderers=[bars],
             tooltips=[
-                ("bin", "@segment: @start_seconds{0.[00]}\u2013@end_seconds{0.[00]} s"),
+                ("bin", "@bin: @start_seconds{0.[00]}\u2013@end_seconds{0.[00]} s"),
                 ("unique viewers", "@num_users"),
-                ("views", "@num_views"),
+                ("segments", "@num_views"),
             ],
             mode="vline",
         )

@@ -1,9 +1,9 @@
 """The page's one script: every control runs it (one copy of the code in the page).
 
 The page state is the video select's value (a row of the ``videos`` source): every other
-control just sets it. Its arguments are the models of :mod:`.document` and the constants
-the Python side computed (``bin_seconds``, the coverage bins); it retypes no formula of
-the tables: each video's end bin comes as data (``end_bin``).
+control just sets it. Its arguments are the models of :mod:`.document` and what the Python
+side computed (``bin_seconds``, the coverage bins, the texts of the empty plots); it
+retypes no formula of the tables: each video's end bin comes as data (``end_bin``).
 """
 
 SCRIPT = r"""
@@ -36,6 +36,13 @@ function clock(s) {
 }
 const note = (text, key) => `<div class="note"${key ? ` data-k="${key}"` : ""}>${text}</div>`
 
+function heading_html(k) {
+  const place = V("place", k)
+  let html = `<div class="heading" data-k="label">${esc(V("label", k))}</div>`
+  if (place) html += `<div class="place" data-k="place">${esc(place)}</div>`
+  return html
+}
+
 function summary_html(k) {
   const eb = V("end_bin", k)
   const at_end = "Users at end" + (eb >= 0 ? ` (${clock(eb * bin_seconds)})` : "")
@@ -43,15 +50,15 @@ function summary_html(k) {
   const rows = [
     ["Duration", esc(V("duration_text", k)), "duration"],
     ["Viewers", int(V("viewers", k)), "viewers"],
-    ["Views (segments)", int(V("segments", k)), "segments"],
+    ["Segments", int(V("segments", k)), "segments"],
     ["Hours watched", V("watched_hours", k).toFixed(2), "watched_hours"],
     ["Mean coverage", pct(V("mean_coverage", k)), "mean_coverage"],
     ["Completed", completed, "completed_viewers"],
     ["Users at start", int(V("users_at_start", k)), "users_at_start"],
     [at_end, int(V("users_at_end", k)), "users_at_end"],
   ]
-  let html = `<h2 class="v">${esc(V("short_id", k))}</h2>`
-  html += `<div class="vid">Course: <span data-k="course_id">${esc(V("course_id", k))}</span></div>`
+  const course = esc(V("course_id", k))
+  let html = `<div class="vid">Course: <span data-k="course_id">${course}</span></div>`
   html += `<div class="vid">Video id: <span data-k="video_id">${esc(V("video_id", k))}</span></div>`
   html += '<table class="sum">'
   for (const [h, v, key] of rows) html += `<tr><th>${h}</th><td data-k="${key}">${v}</td></tr>`
@@ -71,22 +78,19 @@ function summary_html(k) {
 
 // what an empty plot says instead (retention, daily, coverage); "" when it has data
 function empty_notes(viewers, bins, days, known) {
-  const none = "Nobody watched this video in the run's window"
+  const none = notes.none
   return [
-    bins ? "" : (viewers ? "No viewing inside the timeline's range" : none),
+    bins ? "" : (viewers ? notes.no_bins : none),
     days ? "" : none,
-    known ? "" : (viewers ? "Coverage unknown: the player never reported the duration" : none),
+    known ? "" : (viewers ? notes.no_coverage : none),
   ]
 }
 
-const retention_title = (k) => `Retention of ${V("short_id", k)}: unique viewers and views `
-  + `per ${bin_seconds}-second bin`
-
-// Shows video k; the page's first video comes with its data (see _first_video), so that
+// Shows video k; the page's first video comes with its data (see page.first_video), so that
 // the first render needs no script: then only the texts are filled in.
 function show(k, data = true) {
+  heading.text = heading_html(k)
   summary.text = summary_html(k)
-  retention_plot.title.text = retention_title(k)
   const sel = videos.selected.indices
   if (sel.length !== 1 || sel[0] !== k) videos.selected.indices = [k]
   if (!data) return
@@ -104,7 +108,7 @@ function show(k, data = true) {
     m.x.push(x); m.y.push(y); m.text.push(text); m.align.push(align); m.dx.push(dx)
   }
   const eb = V("end_bin", k)
-  if (t.segment.length > 0) {
+  if (t.start_seconds.length > 0) {
     add(t.center[0], V("users_at_start", k), `start: ${int(V("users_at_start", k))}`, "left", 6)
     if (eb >= 0) {
       add((eb + 0.5) * bin_seconds, V("users_at_end", k), `end: ${int(V("users_at_end", k))}`,
@@ -115,7 +119,7 @@ function show(k, data = true) {
   const d = V("duration", k)
   end_span.location = Number.isFinite(d) ? d : null
   end_span.visible = Number.isFinite(d)
-  const empty = empty_notes(V("viewers", k), t.segment.length, V("dy_hi", k) - V("dy_lo", k),
+  const empty = empty_notes(V("viewers", k), t.start_seconds.length, V("dy_hi", k) - V("dy_lo", k),
     c.count.reduce((a, b) => a + b, 0))
   for (const [i, label] of empty_labels.entries()) {
     label.text = empty[i]
@@ -126,17 +130,37 @@ function show(k, data = true) {
   }
 }
 
+const in_outline = (k) => Number.isFinite(VD.position[k])
+// a course's videos for the select, in page order; grouped by section when it has an outline
+function options_of(c) {
+  const flat = [], groups = new Map()
+  VD.course_id.forEach((ck, k) => {
+    if (ck !== c) return
+    const opt = [String(k), VD.option_label[k]]
+    flat.push(opt)
+    const g = in_outline(k) ? (VD.section[k] || no_section) : not_in_outline
+    if (!groups.has(g)) groups.set(g, [])
+    groups.get(g).push(opt)
+  })
+  const outlined = VD.course_id.some((ck, k) => ck === c && in_outline(k))
+  return outlined ? groups : flat
+}
+
 function set_course(c) {
   if (course_select.value !== c) {
     course_select.value = c  // fires the "course" callback, which comes back here
     return
   }
-  // the course's videos in page order: its most viewed first
-  const opts = []
-  VD.course_id.forEach((ck, k) => { if (ck === c) opts.push([String(k), VD.option_label[k]]) })
+  const opts = options_of(c)
+  const outlined = opts instanceof Map
   video_select.options = opts
+  video_select.title = outlined ? select_titles.outline : select_titles.viewers
   course_filter.group = c
-  if (V("course_id", Number(video_select.value)) !== c) video_select.value = opts[0][0]
+  if (through_note) through_note.visible = !outlined
+  if (V("course_id", Number(video_select.value)) !== c) {
+    const first = outlined ? [...opts.values()][0][0] : opts[0]
+    video_select.value = first[0]
+  }
 }
 
 // which control fired; the page's document_ready event (anything else) shows the first video
@@ -167,4 +191,15 @@ if (what === "ready") {
     video_select.value = String(k)
   }
 }
+"""
+
+# Typing in the search box: say when no video matches (the box's own list just stays empty).
+SEARCH_FEEDBACK = r"""
+const q = String(search.value_input || "").trim().toLowerCase()
+const labels = search.completions
+const hit = q.length < search.min_characters || labels.some((s) => s.toLowerCase().includes(q))
+const ESC = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"}
+const esc = (s) => String(s).replace(/[&<>"]/g, (c) => ESC[c])
+search_note.text = hit ? "" : `<div class="search-note" data-k="search_note">No video matches `
+  + `\u201c${esc(q)}\u201d in any course.</div>`
 """

@@ -22,4 +22,10 @@ table.sum td { text-align: right; padding: 3px 0; font-variant-numeric: tabular-
 .vid { font-size: 12px; color: #444; word-break: break-all; margin: 0 0 6px 0; }
 h2.v { font-size: 16px; word-break: break-all; margin-top: 4px; }
 .note { font-size: 12px; color: #8a5300; margin-top: 6px; }
+table.health { border-collapse: collapse; font-size: 13px; }
+table.health th { text-align: left; font-weight: 600; color: #444; padding: 2px 18px 2px 0; }
+table.health td { padding: 2px 18px 2px 0; font-variant-numeric: tabular-nums; }
+.heading { font-size: 17px; font-weight: 600; margin: 4px 0 0 0; word-break: break-word; }
+.place { font-size: 13px; color: #555; margin: 2px 0 0 0; }
+.search-note { font-size: 12px; color: #8a5300; min-height: 16px; }
 """

@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from .. import store
+from .daily import day_str, spill_candidates
 
 DEFAULT_BIN_SECONDS = 5.0
 
@@ -22,6 +23,26 @@ class Tables:
     video_timeline: pd.DataFrame
     video_daily: pd.DataFrame
     run: dict
+    #: the segments of the days that may only hold viewings begun the day before (see
+    #: ``daily.spill_candidates``); empty when there are none
+    segments: pd.DataFrame
+
+
+# TEMPORARY: the names of the tables branch (issue 12 item 1) until it is merged
+_RENAMES = {"segment": "bin", "start": "start_offset", "end": "end_offset"}
+
+
+def _renamed(df: pd.DataFrame) -> pd.DataFrame:
+    return df.rename(columns={a: b for a, b in _RENAMES.items() if a in df.columns})
+
+
+def _spill_segments(out: Path, daily: pd.DataFrame) -> pd.DataFrame:
+    """The stored segments of the spill candidates, read only when there are some."""
+    days = spill_candidates(daily)
+    if not days:
+        return pd.DataFrame({"date": [], "time": [], "start_offset": [], "end_offset": []})
+    seg = _renamed(store.read_table(out, "segments"))
+    return seg.loc[day_str(seg["date"]).isin(days)].reset_index(drop=True)
 
 
 def load_tables(out_dir: str | Path) -> Tables:
@@ -32,12 +53,14 @@ def load_tables(out_dir: str | Path) -> Tables:
         run = json.loads(run_json.read_text()) if run_json.exists() else {}
     except (OSError, ValueError):
         run = {}  # the summary only decorates the header; the tables are what matters
+    daily = store.read_table(out, "video_daily")
     return Tables(
         video_stats=store.read_table(out, "video_stats"),
         views=store.read_table(out, "views"),
-        video_timeline=store.read_table(out, "video_timeline"),
-        video_daily=store.read_table(out, "video_daily"),
+        video_timeline=_renamed(store.read_table(out, "video_timeline")),
+        video_daily=daily,
         run=run if isinstance(run, dict) else {},
+        segments=_spill_segments(out, daily),
     )
 
 
