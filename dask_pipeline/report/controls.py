@@ -130,19 +130,26 @@ def _video_columns(outline: bool) -> list:
     f_int, f_pct, f_hours = _formatters()
     place = [
         TableColumn(field="position", title="#", formatter=_position_format(), width=40),
-        TableColumn(field="section", title="Section", width=170),
+        TableColumn(field="section", title="Section", width=150),
     ]
+    # 1080 px in all, with or without the outline's two columns
     return [
         *(place if outline else []),
-        TableColumn(field="label", title="Video", width=250 if outline else 300),
-        TableColumn(field="duration_text", title="Duration", width=110),
-        TableColumn(field="viewers", title="Viewers", formatter=f_int, width=70),
-        TableColumn(field="segments", title="Segments", formatter=f_int, width=75),
-        TableColumn(field="watched_hours", title="Hours watched", formatter=f_hours, width=105),
-        TableColumn(field="mean_coverage_pct", title="Mean coverage %", formatter=f_pct, width=120),
-        TableColumn(field="completion_pct", title="Completion %", formatter=f_pct, width=105),
-        TableColumn(field="users_at_start", title="At start", formatter=f_int, width=70),
-        TableColumn(field="users_at_end", title="At end", formatter=f_int, width=70),
+        TableColumn(field="label", title="Video", width=230 if outline else 300),
+        TableColumn(field="duration_text", title="Duration", width=100 if outline else 120),
+        TableColumn(field="viewers", title="Viewers", formatter=f_int, width=65 if outline else 75),
+        TableColumn(
+            field="segments", title="Segments", formatter=f_int, width=70 if outline else 75
+        ),
+        TableColumn(field="watched_hours", title="Hours watched", formatter=f_hours, width=100),
+        TableColumn(field="mean_coverage_pct", title="Mean coverage %", formatter=f_pct, width=115),
+        TableColumn(field="completion_pct", title="Completion %", formatter=f_pct, width=100),
+        TableColumn(
+            field="users_at_start", title="At start", formatter=f_int, width=55 if outline else 97
+        ),
+        TableColumn(
+            field="users_at_end", title="At end", formatter=f_int, width=55 if outline else 98
+        ),
     ]
 
 

@@ -108,9 +108,12 @@ def _labels(idx: pd.DataFrame) -> pd.DataFrame:
         " \u203a ".join(p for p in parts if p)
         for parts in zip(idx["section"], idx["subsection"], idx["unit"], strict=True)
     ]
+    # with an outline, its position first: the select shows it and it tells apart two
+    # videos of one title (Bokeh's select tells its options apart by their labels)
+    pos = [f"{int(p)}. " if np.isfinite(p) else "" for p in idx["position"].astype("float64")]
     idx["option_label"] = [
-        f"{s}  ({clock(d)}, {n} viewers)"
-        for s, d, n in zip(idx["label"], idx["duration"], idx["viewers"], strict=True)
+        f"{p}{s}  ({clock(d)}, {n} viewers)"
+        for p, s, d, n in zip(pos, idx["label"], idx["duration"], idx["viewers"], strict=True)
     ]
     idx["search_label"] = [
         f"{lab} ({s}) \u00b7 {c}" if lab != s else f"{s} \u00b7 {c}"
