@@ -1,7 +1,7 @@
 """The Dask graph: read -> decode -> (shuffle by user) filter -> segments -> (shuffle by video)
 metrics -> store. Composes the pure stages; holds no business rules.
 
-Two graphs run one after the other:
+Three graphs run one after the other:
 
 1. ``dd.from_map`` reads and decodes each input part (a whole file or a byte range); each part
    writes its rejects, video partials and line counts aside and hands on only the events the
@@ -11,6 +11,7 @@ Two graphs run one after the other:
 2. All stored segments (the window's new days and the earlier days kept from the previous
    version) are shuffled by video, and each video partition yields views, video_stats,
    video_timeline and video_daily parts.
+3. The views are shuffled by course, and each course partition yields course_stats parts.
 
 Then the run summary is written and the new version committed atomically (``store``).
 """
