@@ -1,5 +1,5 @@
 """Per-video tables from segments and events (SPEC §6): videos, views, video_stats,
-video_timeline, video_daily.
+video_timeline, video_daily; and per course, course_stats.
 
 Pure: imports pandas and numpy only. Every function takes frames and returns frames conformed
 to their ``schema`` table; none sorts its output rows (``schema.canonical`` does that). The
@@ -172,9 +172,10 @@ def _take(seg: pd.DataFrame, rows: np.ndarray, *cols: str) -> dict[str, Any]:
     return {c: seg[c].array.take(rows) for c in cols}
 
 
-def _views(seg: pd.DataFrame, k: _Keys, vdur: np.ndarray) -> pd.DataFrame:
-    """SPEC §6 views: segments, watched (sum of lengths), covered (union length), coverage."""
-    start, end = seg["start"].to_numpy(F64), seg["end"].to_numpy(F64)
+def _views(seg: pd.DataFrame, k: _Keys, duration: np.ndarray) -> pd.DataFrame:
+    """SPEC §6 views: segments, watched (sum of lengths), covered (union length), coverage
+    against ``duration`` (per video, NaN when unknown)."""
+    start, end = seg["start_offset"].to_numpy(F64), seg["end_offset"].to_numpy(F64)
     t = seg["time"].astype(pd.DatetimeTZDtype("us", "UTC")).array.asi8
     order = np.lexsort((start, k.w))
     ws, s, e, ts = k.w[order], start[order], end[order], t[order]
@@ -184,14 +185,15 @@ def _views(seg: pd.DataFrame, k: _Keys, vdur: np.ndarray) -> pd.DataFrame:
     covered = np.bincount(ws, weights=add, minlength=k.nw)
     starts = _starts(ws)
     empty = np.zeros(0, np.int64)
+    dur = duration[k.wv]
     return pd.DataFrame(
         {
             **_take(seg, k.wrow, "course_id", "video_id", "username"),
             "segments": np.bincount(k.w, minlength=k.nw),
             "watched_seconds": np.bincount(k.w, weights=end - start, minlength=k.nw),
             "covered_seconds": covered,
-            # NaN when the duration is unknown
-            "coverage": np.minimum(covered / vdur[k.wv], 1.0),
+            # NaN when the duration is unknown (or an inferred 0, with one-second bins)
+            "coverage": np.minimum(covered / np.where(dur > 0, dur, np.nan), 1.0),
             "first_time": _utc(np.minimum.reduceat(ts, starts) if len(ts) else empty),
             "last_time": _utc(np.maximum.reduceat(ts, starts) if len(ts) else empty),
         }
@@ -210,7 +212,7 @@ class _Timeline(NamedTuple):
 
 def _timeline(seg: pd.DataFrame, k: _Keys, vdur: np.ndarray, bs: float) -> _Timeline:
     """SPEC §6 timeline, the Insights way, and the per-video numbers that depend on it."""
-    start, end = seg["start"].to_numpy(F64), seg["end"].to_numpy(F64)
+    start, end = seg["start_offset"].to_numpy(F64), seg["end_offset"].to_numpy(F64)
     binned = (start >= 0) & (end <= MAX_OFFSET) & (start <= end)
     bi = np.flatnonzero(binned)
     b0 = np.floor(start[bi] / bs).astype(np.int64)
@@ -282,7 +284,7 @@ def _timeline(seg: pd.DataFrame, k: _Keys, vdur: np.ndarray, bs: float) -> _Time
     frame = pd.DataFrame(
         {
             **_take(seg, k.vrow[video], "course_id", "video_id"),
-            "segment": bin_,
+            "bin": bin_,
             "start_seconds": bin_ * bs,
             "end_seconds": (bin_ + 1) * bs,
             "num_users": users_at[pos],
@@ -300,7 +302,7 @@ def _daily(seg: pd.DataFrame, k: _Keys) -> pd.DataFrame:
     date, ndate = _codes(seg["date"])
     d, nd = _pair(k.v, k.nv, date, ndate)
     du, ndu = _pair(d, nd, k.u, k.nu)
-    length = seg["end"].to_numpy(F64) - seg["start"].to_numpy(F64)
+    length = seg["end_offset"].to_numpy(F64) - seg["start_offset"].to_numpy(F64)
     return pd.DataFrame(
         {
             **_take(seg, _first_rows(d, nd), "course_id", "video_id", "date"),
@@ -332,11 +334,14 @@ def video_tables(
     vdur = known.merge(vd, on=_VIDEO_KEYS, how="left")["duration"].to_numpy(F64)
     vdur = np.where(vdur > 0, vdur, np.nan)
 
-    views = _views(seg, k, vdur)
     tl = _timeline(seg, k, vdur, float(bin_seconds))
+    # coverage against the duration video_stats reports: known, else inferred
+    views = _views(seg, k, tl.duration)
     coverage = views["coverage"].to_numpy(F64)
     # completed: coverage >= 0.95, or reached users_at_end's bin
     completed = (coverage >= COMPLETE_COVERAGE) | tl.reached_end
+    views["duration_inferred"] = tl.inferred[k.wv]
+    views["completed"] = completed
     has_cov = ~np.isnan(coverage)
     n_cov = np.bincount(k.wv[has_cov], minlength=k.nv)
     sum_cov = np.bincount(k.wv[has_cov], weights=coverage[has_cov], minlength=k.nv)
@@ -390,3 +395,45 @@ def unwatched_stats(videos: pd.DataFrame, stats: pd.DataFrame) -> pd.DataFrame:
         }
     )
     return conform(out, VIDEO_STATS)
+
+
+# --------------------------------------------------------------------------- courses
+#: The ``videos`` column that places a video in its course's outline (course structure).
+OUTLINE_POSITION = "position"
+
+
+def course_stats(views: pd.DataFrame, videos: pd.DataFrame) -> pd.DataFrame:
+    """``schema.COURSE_STATS`` for every course of ``views`` or ``videos``; ``views`` must
+    hold every view of each of its courses.
+
+    ``videos_in_outline`` counts the course's videos with a non-null ``position`` column
+    (set from a course structure); it is null when ``videos`` has no such column or none
+    of the course's videos has a position.
+    """
+    v = schema.canonical(views, "views")  # float sums in one order however views came
+    g = v.groupby("course_id", sort=False, observed=True)
+    done = v.loc[v["completed"]].groupby("course_id", sort=False, observed=True)
+    per_course = pd.DataFrame(
+        {
+            "viewers": g["username"].nunique(),
+            "videos_watched": g["video_id"].nunique(),
+            "segments": g["segments"].sum(),
+            "watched_seconds": g["watched_seconds"].sum(),
+            "completed_viewers": done["username"].nunique(),
+            "completions": g["completed"].sum(),
+            "median_coverage": g["coverage"].median(),
+        }
+    )
+    vg = videos.groupby("course_id", sort=False, observed=True)
+    listed = pd.DataFrame({"videos": vg["video_id"].nunique()})
+    if OUTLINE_POSITION in videos.columns:
+        placed = vg[OUTLINE_POSITION].count()
+        listed["videos_in_outline"] = placed.where(placed > 0).astype(schema.INT)
+    out = listed.join(per_course, how="outer")
+    # a course nobody watched: zero counts and seconds, median_coverage null
+    zero = [c for c in out.columns if c not in ("videos_in_outline", "median_coverage")]
+    out[zero] = out[zero].fillna(0)
+    if "videos_in_outline" not in out:
+        out["videos_in_outline"] = pd.array([pd.NA] * len(out), dtype=schema.INT)
+    out = out.rename_axis("course_id").reset_index()
+    return conform(out, schema.COURSE_STATS)

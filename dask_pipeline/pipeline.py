@@ -1,7 +1,7 @@
 """The Dask graph: read -> decode -> (shuffle by user) filter -> segments -> (shuffle by video)
 metrics -> store. Composes the pure stages; holds no business rules.
 
-Two graphs run one after the other:
+Three graphs run one after the other:
 
 1. ``dd.from_map`` reads and decodes each input part (a whole file or a byte range); each part
    writes its rejects, video partials and line counts aside and hands on only the events the
@@ -11,6 +11,7 @@ Two graphs run one after the other:
 2. All stored segments (the window's new days and the earlier days kept from the previous
    version) are shuffled by video, and each video partition yields views, video_stats,
    video_timeline and video_daily parts.
+3. The views are shuffled by course, and each course partition yields course_stats parts.
 
 Then the run summary is written and the new version committed atomically (``store``).
 """
@@ -231,6 +232,36 @@ def video_stage(part: pd.DataFrame, index: int, stage: str, videos: pd.DataFrame
     for name, df in tables.items():
         store.write_table_part(Path(stage), name, f"{index:06d}", df)
     return {"counts": dict(counters), "seconds": {"metrics": time.perf_counter() - t0}}
+
+
+def course_stage(part: pd.DataFrame, index: int, stage: str, videos: pd.DataFrame) -> list:
+    """course_stats of one course partition of views, written as a part; returns the
+    courses written."""
+    courses = part["course_id"].unique()
+    stats = metrics.course_stats(part, videos[videos["course_id"].isin(courses)])
+    if len(stats):
+        store.write_table_part(Path(stage), "course_stats", f"{index:06d}", stats)
+    return list(stats["course_id"])
+
+
+def _course_stats(client, stage: Path, videos: pd.DataFrame, npartitions: int, cfg) -> None:
+    """Graph 3: the views shuffled by course, a course_stats part per partition; courses
+    nobody watched are added from ``videos``."""
+    done: list = []
+    if store.table_files(stage, "views"):
+        views = dd.read_parquet(str(stage / "views"), engine="pyarrow")
+        n = max(1, min(npartitions, videos["course_id"].nunique()))
+        by_course = views.shuffle(on="course_id", npartitions=n, shuffle_method=SHUFFLE)
+        vids = client.scatter(videos, broadcast=True)
+        key = f"course-stage-{stage.name}"  # the run id: unique on a long-lived cluster
+        tasks = [
+            delayed(course_stage)(p, i, str(stage), vids, dask_key_name=f"{key}-{i}")
+            for i, p in enumerate(by_course.to_delayed())
+        ]
+        done = [c for r in _compute(client, tasks, "courses", cfg.progress) for c in r]
+    rest = videos[~videos["course_id"].isin(done)]
+    unwatched = metrics.course_stats(schema.empty(schema.VIEWS), rest)
+    store.write_table_part(stage, "course_stats", "unwatched", unwatched)
 
 
 # ------------------------------------------------------------------ driving
@@ -529,8 +560,11 @@ def _run_locked(
         store.write_table_part(
             stage, "video_stats", "unwatched", metrics.unwatched_stats(videos, watched)
         )
-        store.ensure_empty_tables(stage)
         timings["video_tables"] = round(time.perf_counter() - t, 3)
+        t = time.perf_counter()
+        _course_stats(client, stage, videos, max(1, min(len(groups), 64)), cfg)
+        store.ensure_empty_tables(stage)
+        timings["course_tables"] = round(time.perf_counter() - t, 3)
 
         # -- the summary, then the commit -----------------------------------------------
         counts = _merge_counts(s["counts"] for s in stats)

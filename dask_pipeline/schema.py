@@ -6,6 +6,9 @@ columns agree without being retyped. Pure: imports neither Dask nor ``distribute
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -18,8 +21,13 @@ F64 = np.dtype("float64")
 I64 = np.dtype("int64")
 I32 = np.dtype("int32")
 BOOL = np.dtype("bool")
+#: A calendar date (Parquet DATE, Arrow date32): DuckDB and pyarrow read it as a date.
+DATE = pd.ArrowDtype(pa.date32())
+#: An integer that may be null.
+INT = pd.Int64Dtype()
 
-Schema = dict[str, object]
+#: Column name -> dtype, in column order. A ``Table`` is one too.
+Schema = Mapping[str, object]
 
 #: One video event after decode and normalisation (SPEC §2, §4). ``current_time`` carries
 #: ``currentTime`` (play, pause, stop) and ``current_time`` (speed change, captions).
@@ -57,25 +65,95 @@ ACTIVITY: Schema = {
 #: ``events > 0`` and a null ``event_type``; event rows have ``events == 0``.
 STAGED: Schema = {**EVENTS, "events": I64, "team": BOOL}
 
-#: A line that could not be used (SPEC §3).
-REJECTS: Schema = {
-    "file": STR,
-    "line": I64,
-    "reason": STR,
-    "text": STR,
-}
 
-#: A watched segment (SPEC §6): ``time`` is the time of the event that closed it, ``date``
-#: the local date of that time in the run's time zone, as ``YYYY-MM-DD``.
-SEGMENTS: Schema = {
-    "course_id": STR,
-    "video_id": STR,
-    "username": STR,
-    "time": TIME,
-    "start": F64,
-    "end": F64,
-    "date": STR,
-}
+# --------------------------------------------------------------------------- output tables
+@dataclass(frozen=True)
+class Column:
+    """One column of an output table: its dtype and, for the table reference, what it means
+    (``doc``) and its unit (``unit``, empty when it has none)."""
+
+    dtype: object
+    doc: str
+    unit: str = ""
+
+
+@dataclass(frozen=True, eq=False)
+class Table(Mapping):
+    """An output table (SPEC §6). As a mapping it is the table's schema (column -> dtype),
+    so ``empty`` and ``conform`` take it like any other; ``row`` says what one row is,
+    ``keys`` sort its rows canonically and ``doc`` is its paragraph in the reference."""
+
+    row: str
+    columns: dict[str, Column]
+    keys: tuple[str, ...]
+    doc: str = ""
+
+    def __getitem__(self, name: str) -> object:
+        return self.columns[name].dtype
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.columns)
+
+    def __len__(self) -> int:
+        return len(self.columns)
+
+
+# columns that several tables share, declared once
+COURSE_ID = Column(
+    STR,
+    "Course run id as logged in `context.course_id`: `course-v1:Org+Num+Run`, or the "
+    "legacy `Org/Num/Run`.",
+)
+VIDEO_ID = Column(
+    STR,
+    "Video block id as the player logged it (`event.id`, whitespace stripped): the "
+    "block's url_name (often a 32-hex hash), or an `i4x-…`/`block-v1:…` form of it. A "
+    "video is the pair (course_id, video_id).",
+)
+USERNAME = Column(
+    STR,
+    "Learner's username, or with `--pseudonymize-key-env` its keyed HMAC-SHA256 "
+    "pseudonym (64 hex digits). Anonymous and course-team users never appear.",
+)
+SEGMENT_COUNT = Column(I64, "Watched segments (rows of `segments`) counted in this row.")
+WATCHED = Column(
+    F64,
+    "Sum of the lengths `end_offset - start_offset` of the segments "
+    "counted in this row (overlaps counted each time).",
+    "s",
+)
+DURATION_INFERRED = Column(
+    BOOL,
+    "True when no positive duration was known and `duration` was inferred from the "
+    "timeline's drop-off (SPEC §6).",
+)
+
+#: A watched segment (SPEC §5, §6). Hive-partitioned: ``date`` is the directory name
+#: ``date=YYYY-MM-DD``, not a column of the files.
+SEGMENTS = Table(
+    row="watched segment",
+    keys=("course_id", "username", "time", "video_id", "start_offset", "end_offset"),
+    doc="One viewer's stretch of a video, as the rule set (`--rules`) rebuilt it from the "
+    "player's events. Partitioned by `date` (Hive style: `segments/date=YYYY-MM-DD/`).",
+    columns={
+        "course_id": COURSE_ID,
+        "video_id": VIDEO_ID,
+        "username": USERNAME,
+        "time": Column(
+            TIME,
+            "When the segment closed: the time of the pause, stop or seek event that "
+            "ended it, as logged (mobile events may arrive late).",
+            "UTC",
+        ),
+        "start_offset": Column(F64, "Position in the video where the segment starts.", "s"),
+        "end_offset": Column(F64, "Position in the video where the segment ends.", "s"),
+        "date": Column(
+            DATE,
+            "Local date of `time` in the run's `--tz` (default UTC); the partition key.",
+            "date",
+        ),
+    },
+)
 
 #: What the rule sets return: SEGMENTS without ``date`` (the pipeline adds it in its time zone).
 RULE_SEGMENTS: Schema = {c: t for c, t in SEGMENTS.items() if c != "date"}
@@ -90,79 +168,179 @@ VIDEO_PARTIALS: Schema = {
     "duration": F64,
 }
 
-#: One row per (course_id, video_id): the largest positive duration seen (NaN when none) and
-#: the player code seen most often.
-VIDEOS: Schema = {
-    "course_id": STR,
-    "video_id": STR,
-    "duration": F64,
-    "code": STR,
-}
+VIDEOS = Table(
+    row="video (course_id, video_id)",
+    keys=("course_id", "video_id"),
+    doc="Every video seen in learners' events, merged run by run (the largest duration wins).",
+    columns={
+        "course_id": COURSE_ID,
+        "video_id": VIDEO_ID,
+        "duration": Column(
+            F64,
+            "Largest positive duration any learner's event reported for the video; "
+            "null when none did.",
+            "s",
+        ),
+        "code": Column(
+            STR,
+            "Player source the events name most often (`event.code`): a YouTube video "
+            "id, `html5`, `mobile` or `hls`; null when none is given.",
+        ),
+    },
+)
 
-VIEWS: Schema = {
-    "course_id": STR,
-    "video_id": STR,
-    "username": STR,
-    "segments": I64,
-    "watched_seconds": F64,
-    "covered_seconds": F64,
-    "coverage": F64,
-    "first_time": TIME,
-    "last_time": TIME,
-}
+VIEWS = Table(
+    row="view: (course_id, video_id, username)",
+    keys=("course_id", "video_id", "username"),
+    doc="What one viewer watched of one video, over every stored day.",
+    columns={
+        "course_id": COURSE_ID,
+        "video_id": VIDEO_ID,
+        "username": USERNAME,
+        "segments": SEGMENT_COUNT,
+        "watched_seconds": WATCHED,
+        "covered_seconds": Column(
+            F64, "Length of the union of the viewer's segments: each second counted once.", "s"
+        ),
+        "coverage": Column(
+            F64,
+            "`covered_seconds` / the video's duration in `video_stats` (known, else "
+            "inferred), at most 1; null when the video has no duration at all.",
+            "fraction 0-1",
+        ),
+        "duration_inferred": DURATION_INFERRED,
+        "completed": Column(
+            BOOL,
+            "The viewer completed the video: coverage >= 0.95, or a segment reached "
+            "the bin `users_at_end` counts (what `video_stats.completed_viewers` counts).",
+        ),
+        "first_time": Column(TIME, "`time` of the viewer's first segment.", "UTC"),
+        "last_time": Column(TIME, "`time` of the viewer's last segment.", "UTC"),
+    },
+)
 
-VIDEO_STATS: Schema = {
-    "course_id": STR,
-    "video_id": STR,
-    "duration": F64,
-    "duration_inferred": BOOL,
-    "viewers": I64,
-    "segments": I64,
-    "watched_seconds": F64,
-    "mean_coverage": F64,
-    "completed_viewers": I64,
-    "users_at_start": I64,
-    "users_at_end": I64,
-}
+VIDEO_STATS = Table(
+    row="video (course_id, video_id)",
+    keys=("course_id", "video_id"),
+    doc="One row for every video of `videos`, with zero viewers when nobody watched it.",
+    columns={
+        "course_id": COURSE_ID,
+        "video_id": VIDEO_ID,
+        "duration": Column(
+            F64,
+            "The video's duration: `videos.duration` when known, else inferred from the "
+            "timeline (see `duration_inferred`); null when neither is possible.",
+            "s",
+        ),
+        "duration_inferred": DURATION_INFERRED,
+        "viewers": Column(I64, "Distinct viewers (rows of `views`)."),
+        "segments": SEGMENT_COUNT,
+        "watched_seconds": WATCHED,
+        "mean_coverage": Column(
+            F64,
+            "Mean of the viewers' non-null `coverage`; null when there is none.",
+            "fraction 0-1",
+        ),
+        "completed_viewers": Column(I64, "Viewers whose view is `completed`."),
+        "users_at_start": Column(I64, "Viewers in the timeline's first bin (bin 0)."),
+        "users_at_end": Column(
+            I64, "Viewers in the bin of max(duration - 30, 0.95 × duration) seconds."
+        ),
+    },
+)
 
-VIDEO_TIMELINE: Schema = {
-    "course_id": STR,
-    "video_id": STR,
-    "segment": I64,
-    "start_seconds": F64,
-    "end_seconds": F64,
-    "num_users": I64,
-    "num_views": I64,
-}
+VIDEO_TIMELINE = Table(
+    row="bin of a video (course_id, video_id, bin)",
+    keys=("course_id", "video_id", "bin"),
+    doc="The Insights timeline: the video cut into bins of `--bin-seconds` (default 5) "
+    "seconds, from bin 0 to the video's final bin. Total viewed seconds in Insights terms "
+    "is sum(num_views) × bin seconds.",
+    columns={
+        "course_id": COURSE_ID,
+        "video_id": VIDEO_ID,
+        "bin": Column(I64, "Bin index: offset x seconds falls in bin floor(x / bin seconds)."),
+        "start_seconds": Column(F64, "Offset where the bin starts.", "s"),
+        "end_seconds": Column(F64, "Offset where the bin ends (the next bin's start).", "s"),
+        "num_users": Column(I64, "Distinct viewers with a segment touching the bin."),
+        "num_views": Column(I64, "Segments touching the bin (from bin(start) to bin(end))."),
+    },
+)
 
-VIDEO_DAILY: Schema = {
-    "course_id": STR,
-    "video_id": STR,
-    "date": STR,
-    "viewers": I64,
-    "segments": I64,
-    "watched_seconds": F64,
-}
+VIDEO_DAILY = Table(
+    row="video and local day (course_id, video_id, date)",
+    keys=("course_id", "video_id", "date"),
+    doc="Daily activity per video, by the local date segments closed on.",
+    columns={
+        "course_id": COURSE_ID,
+        "video_id": VIDEO_ID,
+        "date": Column(DATE, "Local date (`--tz`) of the segments' `time`.", "date"),
+        "viewers": Column(I64, "Distinct viewers with a segment that day."),
+        "segments": SEGMENT_COUNT,
+        "watched_seconds": WATCHED,
+    },
+)
 
-#: The six output tables of SPEC §6, in the order they are written.
-TABLES: dict[str, Schema] = {
+COURSE_STATS = Table(
+    row="course (course_id)",
+    keys=("course_id",),
+    doc="One row for every course of `videos`, summing up its views.",
+    columns={
+        "course_id": COURSE_ID,
+        "viewers": Column(I64, "Distinct viewers of any video of the course."),
+        "videos": Column(I64, "Videos of the course in `videos`."),
+        "videos_watched": Column(I64, "Videos with at least one viewer."),
+        "videos_in_outline": Column(
+            INT,
+            "Videos placed in the course outline (`--course-structure`); null without an outline.",
+        ),
+        "segments": SEGMENT_COUNT,
+        "watched_seconds": WATCHED,
+        "completed_viewers": Column(I64, "Distinct viewers who completed at least one video."),
+        "completions": Column(
+            I64, "Completed views: the sum of `video_stats.completed_viewers` over the course."
+        ),
+        "median_coverage": Column(
+            F64,
+            "Median of the course's non-null view `coverage`; null when there is none.",
+            "fraction 0-1",
+        ),
+    },
+)
+
+#: A line that could not be used (SPEC §3).
+REJECTS = Table(
+    row="rejected input line",
+    keys=("file", "line"),
+    doc="Every line that could not be used, with why; comment and blank lines are skipped, "
+    "not rejected.",
+    columns={
+        "file": Column(STR, "Input file the line came from, as given or expanded."),
+        "line": Column(I64, "1-based line number in that file (after decompression)."),
+        "reason": Column(
+            STR,
+            "Why the line was rejected: a reason as counted in `_run.json`, such as "
+            "`not_json`, `not_object`, `bad_time`, `bad_payload` or `missing_number`.",
+        ),
+        "text": Column(STR, "The line as read (pseudonymized with `--pseudonymize-key-env`)."),
+    },
+)
+
+#: The output tables of SPEC §6, in the order they are written.
+TABLES: dict[str, Table] = {
     "segments": SEGMENTS,
     "videos": VIDEOS,
     "views": VIEWS,
     "video_stats": VIDEO_STATS,
     "video_timeline": VIDEO_TIMELINE,
     "video_daily": VIDEO_DAILY,
+    "course_stats": COURSE_STATS,
 }
 
+#: Every table under the output directory, for the reference: TABLES and rejects.
+OUTPUTS: dict[str, Table] = {**TABLES, "rejects": REJECTS}
+
 #: Sort keys that make each table's row order canonical (for writing and for comparing).
-KEYS: dict[str, list[str]] = {
-    "segments": ["course_id", "username", "time", "video_id", "start", "end"],
-    "videos": ["course_id", "video_id"],
-    "views": ["course_id", "video_id", "username"],
-    "video_stats": ["course_id", "video_id"],
-    "video_timeline": ["course_id", "video_id", "segment"],
-    "video_daily": ["course_id", "video_id", "date"],
-}
+KEYS: dict[str, list[str]] = {name: list(t.keys) for name, t in OUTPUTS.items()}
 
 
 def strings(values: list) -> pd.api.extensions.ExtensionArray:

@@ -122,15 +122,15 @@ def _order(group: np.ndarray, ngroups: int, t: np.ndarray, f: np.ndarray, ln: np
 
 
 def _frame(events: pd.DataFrame, rows: np.ndarray, start: np.ndarray, end: np.ndarray):
-    """Segments frame: ids and time of the closing events at ``rows``, with start/end."""
+    """Segments frame: ids and time of the closing events at ``rows``, with their offsets."""
     out = pd.DataFrame(
         {
             "course_id": events["course_id"].array.take(rows),
             "video_id": events["video_id"].array.take(rows),
             "username": events["username"].array.take(rows),
             "time": events["time"].array.take(rows),
-            "start": np.asarray(start, dtype=np.float64),
-            "end": np.asarray(end, dtype=np.float64),
+            "start_offset": np.asarray(start, dtype=np.float64),
+            "end_offset": np.asarray(end, dtype=np.float64),
         }
     )
     return conform(out, RULE_SEGMENTS)

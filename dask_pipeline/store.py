@@ -37,7 +37,7 @@ from . import schema
 VERSIONS = ".versions"
 CURRENT = "current"
 RUN_JSON = "_run.json"
-LINKED = (*schema.TABLES, "rejects", RUN_JSON)
+LINKED = (*schema.OUTPUTS, RUN_JSON)
 SIDE = "_parts"  # per-input-part side outputs of a run, removed before commit
 
 
@@ -64,7 +64,23 @@ def current_version(out: str | Path) -> Path | None:
 def _arrow_table(df: pd.DataFrame, table_schema: schema.Schema | None) -> pa.Table:
     if table_schema is not None:
         df = schema.conform(df, table_schema)
-    return pa.Table.from_pandas(df, preserve_index=False)
+    return _readable_dates(pa.Table.from_pandas(df, preserve_index=False))
+
+
+def _readable_dates(table: pa.Table) -> pa.Table:
+    """The table with its pandas metadata naming date columns as datetimes: fastparquet
+    cannot build an Arrow-backed date column, and for a date of Python objects it returns
+    integers; as datetimes it gives midnight timestamps. pyarrow (and so pandas) reads
+    the DATE column as dates whatever the metadata says."""
+    meta = table.schema.pandas_metadata
+    if not meta:
+        return table
+    dates = [c for c in meta["columns"] if c.get("pandas_type") == "date"]
+    if not dates:
+        return table
+    for c in dates:
+        c["numpy_type"] = "datetime64[ns]"
+    return table.replace_schema_metadata({**table.schema.metadata, b"pandas": json.dumps(meta)})
 
 
 def write_parquet(df: pd.DataFrame, path: str | Path, table_schema: schema.Schema | None = None):
@@ -87,8 +103,7 @@ def write_json(data: dict, path: str | Path) -> None:
 
 def write_table_part(stage: Path, table: str, part: int | str, df: pd.DataFrame) -> None:
     """One part of one of the non-segment tables (or rejects) of a run being built."""
-    sch = schema.TABLES.get(table, schema.REJECTS if table == "rejects" else None)
-    write_parquet(df, stage / table / f"part-{part}.parquet", sch)
+    write_parquet(df, stage / table / f"part-{part}.parquet", schema.OUTPUTS.get(table))
 
 
 def write_segments_part(stage: Path, part: int | str, segments: pd.DataFrame) -> list[str]:
@@ -147,6 +162,11 @@ def link_segment_days(previous: Path, stage: Path, dates: Iterable[str]) -> None
                 shutil.copy2(f, target)
 
 
+def table_files(version: Path, table: str) -> list[Path]:
+    """The Parquet parts of a non-segment table in a version directory."""
+    return sorted((version / table).glob("*.parquet"))
+
+
 def segment_files(version: Path) -> list[Path]:
     return sorted((version / "segments").glob("date=*/*.parquet"))
 
@@ -169,17 +189,14 @@ def read_table(out_or_version: str | Path, table: str) -> pd.DataFrame:
 
 
 def ensure_empty_tables(stage: Path) -> None:
-    """Give every table at least one (possibly empty) file, so readers find a schema."""
-    for table, sch in schema.TABLES.items():
+    """Give every table at least one (possibly empty) file, so readers find its columns.
+
+    Segments without any day get one empty file at the top of ``segments/``, which carries
+    ``date`` as a column since there is no ``date=`` directory to name it."""
+    for table, sch in schema.OUTPUTS.items():
         d = stage / table
-        if table == "segments":
-            d.mkdir(parents=True, exist_ok=True)
-            continue
-        if not any(d.glob("*.parquet")):
+        if not any(d.glob("*.parquet")) and not any(d.glob("date=*/*.parquet")):
             write_parquet(schema.empty(sch), d / "part-empty.parquet", sch)
-    r = stage / "rejects"
-    if not any(r.glob("*.parquet")):
-        write_parquet(schema.empty(schema.REJECTS), r / "part-empty.parquet", schema.REJECTS)
 
 
 def _fsync_dir(path: Path) -> None:

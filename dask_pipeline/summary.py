@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import store
+from . import schema, store
 
 
 def terminal_summary(out: Path, run: dict, seconds: float, top: int = 5) -> str:
@@ -30,8 +30,5 @@ def terminal_summary(out: Path, run: dict, seconds: float, top: int = 5) -> str:
         for r in watched.head(top).itertuples():
             cov = "" if r.mean_coverage != r.mean_coverage else f", coverage {r.mean_coverage:.0%}"
             rows.append(f"  {r.viewers:>6,}  {r.course_id}  {r.video_id}{cov}")
-    rows.append(
-        f"tables in {out}/ (segments, videos, views, video_stats, video_timeline, "
-        f"video_daily; rejects/ and _run.json)"
-    )
+    rows.append(f"tables in {out}/ ({', '.join(schema.TABLES)}; rejects/ and _run.json)")
     return "\n".join(rows)

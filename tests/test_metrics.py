@@ -6,6 +6,7 @@ reference at the end of this file, which shares no code with ``dask_pipeline.met
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from collections import defaultdict
 
@@ -18,6 +19,7 @@ from hypothesis import strategies as st
 from dask_pipeline import schema
 from dask_pipeline.metrics import (
     combine_videos,
+    course_stats,
     unwatched_stats,
     video_partials,
     video_tables,
@@ -34,8 +36,8 @@ def seg(user, start, end, t=0, video="v1", course=COURSE, date="2024-03-01") -> 
         "video_id": video,
         "username": user,
         "time": T0 + pd.Timedelta(seconds=t),
-        "start": float(start),
-        "end": float(end),
+        "start_offset": float(start),
+        "end_offset": float(end),
         "date": date,
     }
 
@@ -74,8 +76,8 @@ def one(df: pd.DataFrame, **where) -> pd.Series:
 def timeline(out, video="v1") -> list[tuple[int, int, int]]:
     """(bin, num_users, num_views) rows of one video."""
     tl = out["video_timeline"]
-    tl = tl[tl["video_id"] == video].sort_values("segment")
-    return list(zip(tl["segment"], tl["num_users"], tl["num_views"], strict=True))
+    tl = tl[tl["video_id"] == video].sort_values("bin")
+    return list(zip(tl["bin"], tl["num_users"], tl["num_views"], strict=True))
 
 
 # --------------------------------------------------------------------------- views
@@ -113,10 +115,38 @@ def test_coverage_clipped_to_one():
     [videos(("v1", NAN)), videos(("other", 50.0)), videos()],
     ids=["duration NaN", "video not listed", "no videos"],
 )
-def test_coverage_null_when_duration_unknown(vids):
+def test_coverage_against_inferred_duration_when_unknown(vids):
+    # B = 5: bins 0..2 viewed, users 2, 1, 1: no drop-off, final bin 2, duration 3 * 5 - 1
     out = tables([seg("a", 0, 10), seg("b", 0, 3)], vids)
+    s = one(out["video_stats"], video_id="v1")
+    assert (s["duration"], s["duration_inferred"]) == (14.0, True)
+    views = out["views"]
+    assert list(views["coverage"]) == [pytest.approx(10 / 14), pytest.approx(3 / 14)]
+    assert views["duration_inferred"].all()
+    assert s["mean_coverage"] == pytest.approx(13 / 28)
+
+
+def test_coverage_known_duration_is_not_inferred():
+    views = tables([seg("a", 0, 10)], videos(("v1", 40.0)))["views"]
+    assert one(views, username="a")["coverage"] == 0.25
+    assert not views["duration_inferred"].any()
+
+
+def test_coverage_null_without_any_duration():
+    # nothing binned and no known duration: no duration to infer either
+    out = tables([seg("a", -5, 3), seg("b", 40000, 40010)], videos(("v1", NAN)))
     assert out["views"]["coverage"].isna().all()
+    assert not out["views"]["duration_inferred"].any()
+    assert not out["views"]["completed"].any()
     assert math.isnan(one(out["video_stats"], video_id="v1")["mean_coverage"])
+
+
+def test_coverage_null_when_inferred_duration_is_zero():
+    # one-second bins and every view in bin 0: inferred duration (0 + 1) * 1 - 1 = 0
+    out = tables([seg("a", 0, 0.5)], videos(), bin_seconds=1)
+    s = one(out["video_stats"], video_id="v1")
+    assert (s["duration"], s["duration_inferred"]) == (0.0, True)
+    assert out["views"]["coverage"].isna().all()
 
 
 def test_mean_coverage_averages_viewers():
@@ -270,11 +300,41 @@ def test_completed_by_coverage_without_reaching_end_bin():
     assert (s["users_at_end"], s["completed_viewers"]) == (0, 1)
 
 
-def test_completed_with_inferred_duration_uses_the_end_bin_only():
+def test_completed_with_inferred_duration():
     rows = [seg(f"u{i}", 0, 24) for i in range(20)] + [seg("early", 0, 9)]
-    s = one(tables(rows, videos(("v1", NAN)))["video_stats"], video_id="v1")
+    out = tables(rows, videos(("v1", NAN)))
+    s = one(out["video_stats"], video_id="v1")
     assert s["duration_inferred"] and s["duration"] == 24.0
     assert s["completed_viewers"] == 20
+    assert not one(out["views"], username="early")["completed"]
+
+
+def test_completed_by_coverage_of_the_inferred_duration():
+    # 20 viewers watch [0, 999]: no drop-off, final bin 199, inferred duration 999 s, end bin
+    # bin(969) = 193. "a" covers [0, 964] (0.965) and stops in bin 192: completed by coverage
+    rows = [seg(f"u{i}", 0, 999) for i in range(20)] + [seg("a", 0, 964)]
+    out = tables(rows, videos(("v1", NAN)))
+    s = one(out["video_stats"], video_id="v1")
+    assert (s["duration"], s["duration_inferred"], s["users_at_end"]) == (999.0, True, 20)
+    a = one(out["views"], username="a")
+    assert a["coverage"] == pytest.approx(964 / 999)
+    assert a["completed"] and a["duration_inferred"]
+    assert s["completed_viewers"] == 21
+
+
+def test_views_completed_is_what_video_stats_counts():
+    rows = [seg("a", 0, 96), seg("b", 94, 97), seg("c", 0, 50), seg("d", 0, 5, video="v2")]
+    out = tables(rows, videos(("v1", 100.0), ("v2", 100.0)))
+    views = out["views"]
+    assert dict(zip(views["username"], views["completed"], strict=True)) == {
+        "a": True,  # coverage 0.96
+        "b": True,  # reaches the end bin 19
+        "c": False,
+        "d": False,
+    }
+    per_video = views.groupby("video_id")["completed"].sum()
+    stats = out["video_stats"].set_index("video_id")["completed_viewers"]
+    assert per_video.to_dict() == stats.to_dict() == {"v1": 2, "v2": 0}
 
 
 # --------------------------------------------------------------------------- stats and daily
@@ -307,11 +367,8 @@ def test_video_daily():
     daily = tables(rows, videos())["video_daily"]
     assert dict(daily.dtypes) == schema.VIDEO_DAILY
     got = [tuple(r) for r in daily[["video_id", "date", "viewers", "segments"]].itertuples(False)]
-    assert got == [
-        ("v1", "2024-03-01", 2, 3),
-        ("v1", "2024-03-02", 1, 1),
-        ("v2", "2024-03-02", 1, 1),
-    ]
+    d1, d2 = dt.date(2024, 3, 1), dt.date(2024, 3, 2)
+    assert got == [("v1", d1, 2, 3), ("v1", d2, 1, 1), ("v2", d2, 1, 1)]
     assert list(daily["watched_seconds"]) == [16.0, 1.0, 1.0]
 
 
@@ -464,8 +521,14 @@ def reference(rows: list[dict], durations: dict[str, float], B: int) -> dict:
         known = known if known > 0 else NAN
         users, views = defaultdict(set), defaultdict(int)
         for r in rs:
-            if 0 <= r["start"] and r["end"] <= 36000 and r["start"] <= r["end"]:
-                for b in range(math.floor(r["start"] / B), math.floor(r["end"] / B) + 1):
+            if (
+                0 <= r["start_offset"]
+                and r["end_offset"] <= 36000
+                and r["start_offset"] <= r["end_offset"]
+            ):
+                for b in range(
+                    math.floor(r["start_offset"] / B), math.floor(r["end_offset"] / B) + 1
+                ):
                     users[b].add(r["username"])
                     views[b] += 1
         viewed = sorted(views)
@@ -487,17 +550,20 @@ def reference(rows: list[dict], durations: dict[str, float], B: int) -> dict:
         covered = {}
         for u in {r["username"] for r in rs}:
             merged = []
-            for s, e in sorted((r["start"], r["end"]) for r in rs if r["username"] == u):
+            for s, e in sorted(
+                (r["start_offset"], r["end_offset"]) for r in rs if r["username"] == u
+            ):
                 if merged and s <= merged[-1][1]:
                     merged[-1][1] = max(merged[-1][1], e)
                 else:
                     merged.append([s, e])
             covered[u] = sum(e - s for s, e in merged)
-        completed = 0
+        # coverage against the duration the stats report: known, else inferred
+        coverage, done = {}, {}
         for u, cov in covered.items():
-            coverage = min(cov / known, 1.0) if not math.isnan(known) else NAN
-            if coverage >= 0.95 or (viewed and u in users[end_bin]):
-                completed += 1
+            coverage[u] = min(cov / duration, 1.0) if duration > 0 else NAN
+            done[u] = coverage[u] >= 0.95 or bool(viewed and u in users[end_bin])
+        completed = sum(done.values())
         out[vid] = {
             "timeline": [(b, len(users[b]), views[b]) for b in range(final + 1)] if viewed else [],
             "duration": duration,
@@ -506,6 +572,8 @@ def reference(rows: list[dict], durations: dict[str, float], B: int) -> dict:
             "users_at_end": len(users[end_bin]) if viewed else 0,
             "completed_viewers": completed,
             "covered": covered,
+            "coverage": coverage,
+            "completed": done,
         }
     return out
 
@@ -548,3 +616,55 @@ def test_tables_match_plain_loop(recs, d1, d2, B):
         assert dict(zip(views["username"], views["covered_seconds"], strict=True)) == pytest.approx(
             w["covered"]
         )
+        got_cov = dict(zip(views["username"], views["coverage"], strict=True))
+        assert got_cov == pytest.approx(w["coverage"], nan_ok=True)
+        assert dict(zip(views["username"], views["completed"], strict=True)) == w["completed"]
+
+
+# --------------------------------------------------------------------------- courses
+def test_course_stats():
+    c2 = "O/B/2"
+    rows = [
+        seg("a", 0, 96),  # completed v1 by coverage
+        seg("a", 0, 10, video="v2"),
+        seg("b", 0, 20),
+        seg("b", 30, 40),
+        seg("c", 0, 50, video="v2"),
+        seg("a", 0, 5, video="v9", course=c2),
+    ]
+    vids = videos(("v1", 100.0), ("v2", 100.0), ("v3", 60.0), ("v9", 10.0, "x", c2))
+    vids = pd.concat([vids, videos(("v0", 10.0, "x", "course-v1:O+Z+3"))], ignore_index=True)
+    views = tables(rows, vids)["views"]
+    out = schema.canonical(course_stats(views, vids), "course_stats")
+    assert dict(out.dtypes) == schema.COURSE_STATS
+    assert list(out["course_id"]) == [c2, COURSE, "course-v1:O+Z+3"]
+    c = one(out, course_id=COURSE)
+    # coverages: a 0.96 (v1), b 0.3 (v1), a 0.1 (v2), c 0.5 (v2)
+    assert (c["viewers"], c["videos"], c["videos_watched"], c["segments"]) == (3, 3, 2, 5)
+    assert c["watched_seconds"] == 96 + 10 + 20 + 10 + 50
+    assert (c["completed_viewers"], c["completions"]) == (1, 1)
+    assert c["median_coverage"] == pytest.approx(0.4)
+    assert out["videos_in_outline"].isna().all()  # no course structure
+    z = one(out, course_id="course-v1:O+Z+3")  # listed in videos, never watched
+    assert (z["viewers"], z["videos"], z["videos_watched"], z["watched_seconds"]) == (0, 1, 0, 0)
+    assert math.isnan(z["median_coverage"])
+
+
+def test_course_stats_distinct_viewers_and_completions_across_videos():
+    rows = [seg(u, 0, 10, video=v) for u in ("a", "b") for v in ("v1", "v2")]
+    vids = videos(("v1", 10.0), ("v2", 10.0))
+    c = one(course_stats(tables(rows, vids)["views"], vids), course_id=COURSE)
+    assert (c["viewers"], c["completed_viewers"], c["completions"]) == (2, 2, 4)
+
+
+def test_course_stats_videos_in_outline_from_positions():
+    vids = videos(("v1", 10.0), ("v2", 10.0), ("v3", 10.0), ("w", 5.0, "x", "O/B/2"))
+    vids["position"] = pd.array([1, 2, pd.NA, pd.NA], dtype="Int64")  # v3: not in the outline
+    out = course_stats(schema.empty(schema.VIEWS), vids)
+    assert one(out, course_id=COURSE)["videos_in_outline"] == 2
+    assert pd.isna(one(out, course_id="O/B/2")["videos_in_outline"])  # no outline for it
+
+
+def test_course_stats_empty():
+    out = course_stats(schema.empty(schema.VIEWS), schema.empty(schema.VIDEOS))
+    assert len(out) == 0 and dict(out.dtypes) == schema.COURSE_STATS

@@ -103,7 +103,7 @@ def test_generated_dataset_segments_equal_plain_reading(dask_client, dataset, tm
     _run(dask_client, dataset.files, tmp_path / "out", staff=frozenset(staff))
     seg = store.read_table(tmp_path / "out", "segments")
     got = sorted(
-        (r.course_id, r.video_id, r.username, r.time.to_pydatetime(), r.start, r.end)
+        (r.course_id, r.video_id, r.username, r.time.to_pydatetime(), r.start_offset, r.end_offset)
         for r in seg.itertuples()
     )
     assert got == ref

@@ -70,12 +70,12 @@ def frame(rows: list[dict]) -> pd.DataFrame:
 
 def as_tuples(segs: pd.DataFrame) -> list[tuple]:
     """Segments as sorted (course, video, user, time, start, end) tuples."""
-    cols = ["course_id", "video_id", "username", "time", "start", "end"]
+    cols = ["course_id", "video_id", "username", "time", "start_offset", "end_offset"]
     return sorted(tuple(r) for r in segs[cols].itertuples(index=False))
 
 
 def spans(segs: pd.DataFrame) -> list[tuple[float, float]]:
-    return sorted(zip(segs["start"], segs["end"], strict=True))
+    return sorted(zip(segs["start_offset"], segs["end_offset"], strict=True))
 
 
 # --------------------------------------------------------------------------- references

@@ -920,7 +920,9 @@ def test_window_selects_local_days_with_lookback(dask_client, tmp_path):
         seg = store.read_table(out, "segments")
         assert set(seg["username"]) == users, hours
         assert set(seg["date"]) == {"2026-01-05"}
-        assert seg[["start", "end"]].drop_duplicates().values.tolist() == [[2.0, 50.0]]
+        assert seg[["start_offset", "end_offset"]].drop_duplicates().values.tolist() == [
+            [2.0, 50.0]
+        ]
 
 
 WEEK_TZ = "America/Los_Angeles"
@@ -1012,7 +1014,7 @@ def test_rerun_is_idempotent_and_replaces_only_its_days(dask_client, week, week_
     after = _day_files(out)
     seg = store.read_table(out, "segments")
     new = seg[seg["username"] == "zz.new"]
-    assert new[["video_id", "date", "start", "end"]].values.tolist() == [
+    assert new[["video_id", "date", "start_offset", "end_offset"]].values.tolist() == [
         ["late0", "2026-01-07", 1.0, 19.0]
     ]
     for d in before:
@@ -1420,7 +1422,7 @@ def test_a_bot_with_a_fifth_of_all_events_under_2gib_workers(tmp_path):
     seg = store.read_table(out, "segments")
     mine = seg[seg["username"] == "crawler.bot"]
     assert len(mine) == pairs
-    assert mine[["start", "end"]].drop_duplicates().values.tolist() == [[0.0, 1.0]]
+    assert mine[["start_offset", "end_offset"]].drop_duplicates().values.tolist() == [[0.0, 1.0]]
     run = json.loads((out / "_run.json").read_text())
     assert run["options"]["memory_limit"] == "2GiB" and run["cluster"]["workers"] == 2
     assert all(v < 2048 for v in run["cluster"]["worker_peak_rss_mib"].values())
