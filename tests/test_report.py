@@ -86,9 +86,7 @@ def report_html(run_out) -> Path:
 @pytest.fixture(scope="module")
 def tables(run_out) -> dict[str, pd.DataFrame]:
     names = ("video_stats", "views", "video_timeline", "video_daily", "segments")
-    # TEMPORARY until the tables branch (timeline `bin`, segment offsets) is merged
-    ren = {"segment": "bin", "start": "start_offset", "end": "end_offset"}
-    return {t: store.read_table(run_out, t).rename(columns=ren) for t in names}
+    return {t: store.read_table(run_out, t) for t in names}
 
 
 # ----------------------------------------------------------- the page's embedded document
@@ -219,17 +217,15 @@ def test_page_data_equals_tables(report_html, tables):
     dy_groups = dict(list(daily.groupby(["course_id", "video_id"], observed=True)))
     for k, key in enumerate(zip(videos["course_id"], videos["video_id"], strict=True)):
         lo, hi = int(videos["tl_lo"][k]), int(videos["tl_hi"][k])
-        rows = tl_groups.get(
-            key, schema.empty(schema.VIDEO_TIMELINE).rename(columns={"segment": "bin"})
-        )
-        for c in ("segment", "start_seconds", "end_seconds", "num_users", "num_views"):
+        rows = tl_groups.get(key, schema.empty(schema.VIDEO_TIMELINE))
+        for c in ("bin", "start_seconds", "end_seconds", "num_users", "num_views"):
             np.testing.assert_array_equal(tl_all[c][lo:hi], rows[c].to_numpy(), err_msg=c)
         lo, hi = int(videos["dy_lo"][k]), int(videos["dy_hi"][k])
         rows = dy_groups.get(key, schema.empty(schema.VIDEO_DAILY))
         np.testing.assert_array_equal(dy_all["viewers"][lo:hi], rows["viewers"].to_numpy())
         np.testing.assert_array_equal(dy_all["segments"][lo:hi], rows["segments"].to_numpy())
         days = pd.to_datetime(pd.Series(dy_all["day"][lo:hi]), unit="ms").dt.strftime("%Y-%m-%d")
-        assert list(days) == list(rows["date"])
+        assert list(days) == [str(d) for d in rows["date"]]
         cov = views.loc[
             (views["course_id"] == key[0]) & (views["video_id"] == key[1]), "coverage"
         ].dropna()
@@ -293,6 +289,8 @@ def test_hundreds_of_videos_with_hour_long_timelines_stay_under_5_mb(tmp_path):
                     "watched_seconds": cov * duration,
                     "covered_seconds": cov * duration,
                     "coverage": cov,
+                    "duration_inferred": False,
+                    "completed": cov >= metrics.COMPLETE_COVERAGE,
                     "first_time": pd.Timestamp("2026-01-05", tz="UTC"),
                     "last_time": pd.Timestamp("2026-01-05", tz="UTC"),
                 }

@@ -28,20 +28,12 @@ class Tables:
     segments: pd.DataFrame
 
 
-# TEMPORARY: the names of the tables branch (issue 12 item 1) until it is merged
-_RENAMES = {"segment": "bin", "start": "start_offset", "end": "end_offset"}
-
-
-def _renamed(df: pd.DataFrame) -> pd.DataFrame:
-    return df.rename(columns={a: b for a, b in _RENAMES.items() if a in df.columns})
-
-
 def _spill_segments(out: Path, daily: pd.DataFrame) -> pd.DataFrame:
     """The stored segments of the spill candidates, read only when there are some."""
     days = spill_candidates(daily)
     if not days:
         return pd.DataFrame({"date": [], "time": [], "start_offset": [], "end_offset": []})
-    seg = _renamed(store.read_table(out, "segments"))
+    seg = store.read_table(out, "segments")
     return seg.loc[day_str(seg["date"]).isin(days)].reset_index(drop=True)
 
 
@@ -57,7 +49,7 @@ def load_tables(out_dir: str | Path) -> Tables:
     return Tables(
         video_stats=store.read_table(out, "video_stats"),
         views=store.read_table(out, "views"),
-        video_timeline=_renamed(store.read_table(out, "video_timeline")),
+        video_timeline=store.read_table(out, "video_timeline"),
         video_daily=daily,
         run=run if isinstance(run, dict) else {},
         segments=_spill_segments(out, daily),
