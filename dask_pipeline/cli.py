@@ -119,6 +119,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="width of the timeline bins in seconds (default 5)",
     )
     r.add_argument(
+        "--course-structure",
+        action="append",
+        default=[],
+        metavar="[COURSE_ID=]PATH",
+        help="name and place videos from a course's structure: an OLX export (its directory "
+        "or .tar.gz), a Course Blocks API response (.json, one per line too) or a directory "
+        "of them; COURSE_ID= applies it to another run of the course (repeatable)",
+    )
+    r.add_argument(
         "--pseudonymize-key-env",
         metavar="VAR",
         help="replace every username in every output by HMAC-SHA256 keyed by the value of "
@@ -176,9 +185,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def config_from_args(a: argparse.Namespace) -> RunConfig:
     """The validated RunConfig of parsed ``run`` arguments (raises ConfigError)."""
-    from .config import pseudonymize_key_from_env, read_staff
+    from .config import pseudonymize_key_from_env, read_course_structures, read_staff
 
     staff = read_staff(a.staff_file) if a.staff_file else frozenset()
+    outlines, outline_warnings = read_course_structures(tuple(a.course_structure))
     key = pseudonymize_key_from_env(a.pseudonymize_key_env) if a.pseudonymize_key_env else None
     cfg = RunConfig(
         inputs=tuple(a.inputs),
@@ -206,6 +216,9 @@ def config_from_args(a: argparse.Namespace) -> RunConfig:
             tls_key=a.tls_key,
         ),
         progress=not a.quiet,
+        course_structures=tuple(a.course_structure),
+        outlines=outlines,
+        outline_warnings=tuple(outline_warnings),
     )
     return validate(cfg)
 

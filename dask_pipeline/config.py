@@ -10,6 +10,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pandas as pd
 
+from . import outline
+
 RULE_SETS = ("seed", "insights")
 
 
@@ -49,6 +51,10 @@ class RunConfig:
     pseudonymize_key_env: str | None = None
     cluster: ClusterOptions = field(default_factory=ClusterOptions)
     progress: bool = True
+    #: ``--course-structure`` arguments as given, and the outlines read from them
+    course_structures: tuple[str, ...] = ()
+    outlines: tuple[outline.Outline, ...] = field(default=(), repr=False)
+    outline_warnings: tuple[str, ...] = ()
 
     # -- the window in UTC microseconds ------------------------------------------------
     def _midnight_us(self, day: dt.date) -> int:
@@ -97,6 +103,14 @@ def read_staff(path: Path) -> frozenset[str]:
         raise ConfigError(f"--staff-file: {path} is not UTF-8 text") from None
     names = (x.strip() for x in text.splitlines())
     return frozenset(n for n in names if n and not n.startswith("#"))
+
+
+def read_course_structures(args: tuple[str, ...]) -> tuple[tuple[outline.Outline, ...], list[str]]:
+    """The outlines of ``--course-structure [COURSE_ID=]PATH`` arguments, and warnings."""
+    try:
+        return outline.read_sources(outline.parse_source(a) for a in args)
+    except outline.OutlineError as e:
+        raise ConfigError(f"--course-structure: {e}") from None
 
 
 def pseudonymize_key_from_env(var: str) -> bytes:

@@ -14,8 +14,8 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 
-from . import schema
-from .schema import F64, VIDEO_DAILY, VIDEO_STATS, VIDEO_TIMELINE, VIDEOS, VIEWS, conform
+from . import outline, schema
+from .schema import F64, LOGGED_VIDEOS, VIDEO_DAILY, VIDEO_STATS, VIDEO_TIMELINE, VIEWS, conform
 
 #: Offsets outside [0, MAX_OFFSET] seconds are not binned into the timeline (SPEC §6).
 MAX_OFFSET = 36000.0
@@ -65,7 +65,7 @@ def combine_videos(partials: pd.DataFrame, previous: pd.DataFrame | None = None)
     mode = mode.drop_duplicates(_VIDEO_KEYS)[[*_VIDEO_KEYS, "code"]]
     videos = dur.merge(mode, on=_VIDEO_KEYS, how="left")
     if previous is not None and len(previous):
-        prev = conform(previous, VIDEOS)
+        prev = conform(previous, LOGGED_VIDEOS)
         both = videos.merge(prev, on=_VIDEO_KEYS, how="outer", suffixes=("", "_prev"))
         videos = pd.DataFrame(
             {
@@ -80,7 +80,7 @@ def combine_videos(partials: pd.DataFrame, previous: pd.DataFrame | None = None)
         )
     # a stored table may still hold a zero or negative duration: that is no duration
     videos = videos.assign(duration=videos["duration"].where(videos["duration"] > 0))
-    return conform(videos, VIDEOS)
+    return conform(videos, LOGGED_VIDEOS)
 
 
 def users_at_end_bin(duration: np.ndarray, bin_seconds: float) -> np.ndarray:
@@ -363,7 +363,7 @@ def video_tables(
     )
     return {
         "views": conform(views, VIEWS),
-        "video_stats": conform(stats, VIDEO_STATS),
+        "video_stats": conform(outline.attach_labels(stats, videos), VIDEO_STATS),
         "video_timeline": conform(tl.frame, VIDEO_TIMELINE),
         "video_daily": conform(_daily(seg, k), VIDEO_DAILY),
         "counters": {"not_binned": tl.not_binned},
@@ -394,7 +394,7 @@ def unwatched_stats(videos: pd.DataFrame, stats: pd.DataFrame) -> pd.DataFrame:
             "users_at_end": zeros,
         }
     )
-    return conform(out, VIDEO_STATS)
+    return conform(outline.attach_labels(out, videos), VIDEO_STATS)
 
 
 # --------------------------------------------------------------------------- courses

@@ -36,7 +36,18 @@ import numpy as np
 import pandas as pd
 from dask import delayed
 
-from . import __version__, decode, filters, metrics, read, schema, segments, store, vocabulary
+from . import (
+    __version__,
+    decode,
+    filters,
+    metrics,
+    outline,
+    read,
+    schema,
+    segments,
+    store,
+    vocabulary,
+)
 from .config import RunConfig
 
 #: Dask's task-based shuffle: its fixed cost is far below P2P's for the few partitions a
@@ -516,8 +527,10 @@ def _run_locked(
             partials
             if partials is not None
             else metrics.video_partials(schema.empty(schema.EVENTS)),
-            prev_videos,
+            outline.logged_videos(prev_videos),
         )
+        labelled = outline.label_videos(videos, cfg.outlines, prev_videos)
+        videos = labelled.videos
         store.write_table_part(stage, "videos", "000000", videos)
         n_rejects = _commit_rejects(stage, stats)
         replaced = _replaced_dates(cfg, stats)
@@ -572,6 +585,7 @@ def _run_locked(
         counts.update(_merge_counts(r["counts"] for r in video_results))
         counts["rejected_lines"] = n_rejects
         counts["videos"] = len(videos)
+        counts.update(labelled.counts)
         task_seconds = _sum_seconds(
             [s["seconds"] for s in stats]
             + [r["seconds"] for r in user_results]
@@ -587,6 +601,7 @@ def _run_locked(
             "lines": {k: sum(f[k] for f in inputs) for k in ("lines", "accepted", "skipped")}
             | {"rejected": sum(f["rejected_total"] for f in inputs)},
             "counts": dict(sorted(counts.items())),
+            "outlines": labelled.courses,
             "window": {
                 "since": cfg.since.isoformat() if cfg.since else None,
                 "until": cfg.until.isoformat() if cfg.until else None,
@@ -605,6 +620,7 @@ def _run_locked(
         store.abandon(out, run_id)
         raise
     warnings = [f"{f['path']}: {e['kind']} ({e['detail']})" for f in inputs for e in f["errors"]]
+    warnings += [*cfg.outline_warnings, *labelled.warnings]
     return RunResult(out=out, version=stage, summary=summary, warnings=warnings)
 
 
@@ -623,6 +639,7 @@ def _options(cfg: RunConfig) -> dict:
         "lookback_hours": cfg.lookback_hours,
         "bin_seconds": cfg.bin_seconds,
         "pseudonymize_key_env": cfg.pseudonymize_key_env,
+        "course_structures": list(cfg.course_structures),
         "scheduler": c.scheduler,
         "scheduler_file": str(c.scheduler_file) if c.scheduler_file else None,
         "workers": c.workers,

@@ -168,17 +168,61 @@ VIDEO_PARTIALS: Schema = {
     "duration": F64,
 }
 
+# the outline columns of videos and video_stats (``--course-structure``), declared once
+_NO_OUTLINE = " Null for a video its course's structure lacks, and without one."
+LABELS: dict[str, Column] = {
+    "title": Column(STR, "The video's display name in the course structure." + _NO_OUTLINE),
+    "section": Column(STR, "Display name of the video's section (chapter)." + _NO_OUTLINE),
+    "subsection": Column(
+        STR,
+        "Display name of the video's subsection (sequential); a video placed straight in a "
+        "section is its own subsection." + _NO_OUTLINE,
+    ),
+    "unit": Column(
+        STR,
+        "Display name of the video's unit (vertical); a video placed straight in a "
+        "subsection is its own unit." + _NO_OUTLINE,
+    ),
+    "position": Column(
+        INT,
+        "1-based order of the video in its course's outline, as the course shows it." + _NO_OUTLINE,
+    ),
+    "section_index": Column(
+        INT, "1-based place of the section among the course's sections." + _NO_OUTLINE
+    ),
+    "subsection_index": Column(
+        INT, "1-based place of the subsection in its section." + _NO_OUTLINE
+    ),
+    "unit_index": Column(INT, "1-based place of the unit in its subsection." + _NO_OUTLINE),
+}
+DURATION_SOURCE = Column(
+    STR,
+    "Where `duration` comes from: `events` (learners' events), `outline` (the course "
+    "structure, used only when no event gave one), in `video_stats` also `inferred`; null "
+    "when there is no duration.",
+)
+
+#: One video of a course structure (``outline.outline_frame``): its labels under the course
+#: id the structure names, and the structure's duration (NaN when it has none).
+OUTLINE: Schema = {
+    "course_id": STR,
+    "url_name": STR,
+    **{c: col.dtype for c, col in LABELS.items()},
+    "duration": F64,
+}
+
 VIDEOS = Table(
     row="video (course_id, video_id)",
     keys=("course_id", "video_id"),
-    doc="Every video seen in learners' events, merged run by run (the largest duration wins).",
+    doc="Every video seen in learners' events and, with `--course-structure`, every video "
+    "of its course's outline; merged run by run (the largest duration wins).",
     columns={
         "course_id": COURSE_ID,
         "video_id": VIDEO_ID,
         "duration": Column(
             F64,
             "Largest positive duration any learner's event reported for the video; "
-            "null when none did.",
+            "else the course structure's (see `duration_source`); null when neither has one.",
             "s",
         ),
         "code": Column(
@@ -186,8 +230,19 @@ VIDEOS = Table(
             "Player source the events name most often (`event.code`): a YouTube video "
             "id, `html5`, `mobile` or `hls`; null when none is given.",
         ),
+        "duration_source": DURATION_SOURCE,
+        "seen_in_logs": Column(
+            BOOL,
+            "False for a video of the outline that no learner's event named (its `video_id` "
+            "is then the block's url_name); true for every video of the logs.",
+        ),
+        **LABELS,
     },
 )
+
+#: The columns of VIDEOS that the logs give (``metrics.combine_videos``); the outline join
+#: (``outline.label_videos``) adds the others.
+LOGGED_VIDEOS: Schema = {c: VIDEOS[c] for c in ("course_id", "video_id", "duration", "code")}
 
 VIEWS = Table(
     row="view: (course_id, video_id, username)",
@@ -246,6 +301,8 @@ VIDEO_STATS = Table(
         "users_at_end": Column(
             I64, "Viewers in the bin of max(duration - 30, 0.95 × duration) seconds."
         ),
+        "duration_source": DURATION_SOURCE,
+        **LABELS,
     },
 )
 

@@ -55,8 +55,8 @@ def video(video_id, duration, code="html5", course=COURSE) -> dict:
 def videos(*rows: tuple) -> pd.DataFrame:
     """``video(...)`` argument tuples as a VIDEOS frame."""
     if not rows:
-        return schema.empty(schema.VIDEOS)
-    return schema.conform(pd.DataFrame([video(*r) for r in rows]), schema.VIDEOS)
+        return schema.empty(schema.LOGGED_VIDEOS)
+    return schema.conform(pd.DataFrame([video(*r) for r in rows]), schema.LOGGED_VIDEOS)
 
 
 def tables(rows, vids, bin_seconds=5):
@@ -424,8 +424,8 @@ def test_combine_videos_across_partitions():
     part2 = video_partials(
         events(("v1", "html5", 12.5), ("v1", "html5", 11.0), ("v3", None, 4.0), ("v1", "yt", 1))
     )
-    v = schema.canonical(combine_videos(pd.concat([part1, part2])), "videos")
-    assert dict(v.dtypes) == schema.VIDEOS
+    v = combine_videos(pd.concat([part1, part2])).sort_values("video_id", ignore_index=True)
+    assert dict(v.dtypes) == schema.LOGGED_VIDEOS
     assert list(v["video_id"]) == ["v1", "v2", "v3"]
     assert v["duration"].iloc[0] == 12.5  # largest positive duration
     assert math.isnan(v["duration"].iloc[1])  # none positive
@@ -445,7 +445,7 @@ def test_combine_videos_empty():
 def test_combine_videos_merges_previous():
     new = video_partials(events(("v1", "yt", 10.0), ("v2", None, 5.0), ("v3", "x", NAN)))
     previous = videos(("v1", 20.0, "old"), ("v2", 3.0, "kept"), ("v3", 8.0, "old3"), ("v4", NAN))
-    v = schema.canonical(combine_videos(new, previous), "videos")
+    v = combine_videos(new, previous).sort_values("video_id", ignore_index=True)
     got = {r.video_id: (r.duration, r.code) for r in v.itertuples()}
     assert got["v1"] == (20.0, "yt")  # largest duration wins; the code seen now wins
     assert got["v2"] == (5.0, "kept")  # no code now: the previous one stays
