@@ -1024,3 +1024,45 @@ def test_outline_page_in_headless_chromium(chromium, tmp_path, record_property):
         assert min(opens) < MAX_OPEN_MS, f"the outline report took {opens} ms to open"
     finally:
         ctx.close()
+
+
+@pytest.mark.slow
+def test_report_of_a_run_with_the_demo_course_outline(tmp_path):
+    """Issue 11 item 4 through the CLI: a run of the real demo-course export (two videos
+    never watched) gives a page whose videos carry the export's titles, in its outline
+    order, grouped by its sections, with the through-the-course plot."""
+    from .conftest import video_line
+    from .test_outline import CURRENT, expected_olx
+
+    course = "course-v1:OpenedX+DemoX+DemoCourse"
+    rows = expected_olx(CURRENT)  # read from the export independently of the product
+    lines, k = [], 0
+    for r in rows[:-2]:
+        vid = f"block-v1:OpenedX+DemoX+DemoCourse+type@video+block@{r['url_name']}"
+        for u in range(30 - 2 * r["position"]):
+            k += 1
+            p = {"id": vid, "code": "html5", "currentTime": 0.0, "duration": 100.0}
+            t = f"2026-01-05T10:{k // 60:02d}:{k % 60:02d}"
+            lines.append(video_line(f"u{u}", course, "play_video", t + ".0+00:00", p))
+            q = dict(p, currentTime=40.0 + u)
+            lines.append(video_line(f"u{u}", course, "pause_video", t + ".5+00:00", q))
+    (tmp_path / "tracking.log").write_text("\n".join(lines) + "\n")
+    out, html = tmp_path / "out", tmp_path / "report.html"
+    _cli(
+        "run",
+        *(str(tmp_path / "tracking.log"), "--out", str(out), "--workers", "1", "--quiet"),
+        *("--course-structure", str(CURRENT), "--dashboard-address", "127.0.0.1:0"),
+    )
+    _cli("report", str(out), "--html", str(html))
+    models = _doc_models(html.read_text())
+    videos = _source(models, "videos")
+    mine = [i for i, c in enumerate(videos["course_id"]) if c == course]
+    assert [int(videos["position"][i]) for i in mine] == [r["position"] for r in rows]
+    assert [videos["label"][i] for i in mine] == [r["title"] for r in rows]
+    assert [videos["section"][i] for i in mine] == [r["section"] for r in rows]
+    assert [int(videos["viewers"][i]) for i in mine][-2:] == [0, 0]  # never watched, listed
+    groups = models["video_select"]["options"]
+    sections = list(dict.fromkeys(r["section"] for r in rows))
+    keys = [e[0] for e in groups["entries"]] if isinstance(groups, dict) else None
+    assert keys == sections
+    assert "through_course" in models
