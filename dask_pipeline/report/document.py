@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -131,49 +132,49 @@ def _search_feedback(c: Controls, search_note: Div) -> None:
     c.search.js_on_change("value_input", feedback)
 
 
-def _through_course(data: ReportData, c: Controls) -> tuple[list, dict]:
+def _through_course(data: ReportData, c: Controls, divs: _Divs) -> tuple[list, dict]:
     """The through-the-course plot, with an outline only (without one the page is as it
     was); the layout rows and the script's argument for its note."""
     if not data.outline:
         return [], {"through_note": None}
     outlined_first = outlined(c.video_select.options)
     fig, note = course_figure(c.videos, c.course_filter, outlined_first)
-    title = _h2(
+    title = divs.h2(
         "Through the course", "Viewers of each video in outline order: where learners drop off."
     )
     return [title, fig], {"through_note": note}
 
 
-def _h2(text: str, note: str = "") -> Div:
-    from bokeh.models import Div
+@dataclass(frozen=True)
+class _Divs:
+    """Makes the page's blocks of text, all sharing one style sheet (one model, not one per
+    block: fewer models to build when the page opens)."""
 
-    sub = f'<p class="muted">{note}</p>' if note else ""
-    return Div(text=f"<h2>{text}</h2>{sub}", stylesheets=[_css()], width=1080)
+    css: object
 
+    def div(self, text: str, width: int, name: str | None = None) -> Div:
+        from bokeh.models import Div
 
-def _css():
-    from bokeh.models import InlineStyleSheet
+        return Div(text=text, width=width, stylesheets=[self.css], name=name)
 
-    return InlineStyleSheet(css=CSS)
-
-
-def _div(text: str, width: int, name: str | None = None) -> Div:
-    from bokeh.models import Div
-
-    return Div(text=text, width=width, stylesheets=[_css()], name=name)
+    def h2(self, text: str, note: str = "") -> Div:
+        sub = f'<p class="muted">{note}</p>' if note else ""
+        return self.div(f"<h2>{text}</h2>{sub}", 1080)
 
 
 def build_document(data: ReportData, title: str = "Video engagement report") -> Document:
     """The Bokeh Document of the page (a header and a note when there are no videos)."""
     from bokeh.document import Document
     from bokeh.layouts import column, row
+    from bokeh.models import InlineStyleSheet
 
+    divs = _Divs(InlineStyleSheet(css=CSS))
     doc = Document()
     doc.title = title
-    header = _div(header_html(data), 1180)
-    health = column(_h2("The run"), _div(health_html(data.run), 1080, "health"))
+    header = divs.div(header_html(data), 1180)
+    health = column(divs.h2("The run"), divs.div(health_html(data.run), 1080, "health"))
     if data.videos.empty:
-        note = _div("<p>The run's tables hold no videos: nothing to show.</p>", 1080)
+        note = divs.div("<p>The run's tables hold no videos: nothing to show.</p>", 1080)
         doc.add_root(column(header, health, note))
         return doc
 
@@ -182,30 +183,30 @@ def build_document(data: ReportData, title: str = "Video engagement report") -> 
     long = _long_columns(data)
     plots = _plots(data, first_video(data, k, long))
     texts = {
-        "heading": _div("", 1080, "heading"),
-        "summary": _div("", 300, "summary"),
+        "heading": divs.div("", 1080, "heading"),
+        "summary": divs.div("", 300, "summary"),
         "bin_seconds": data.bin_seconds,
     }
-    search_note = _div("", 420, "search_note")
+    search_note = divs.div("", 420, "search_note")
     _search_feedback(c, search_note)
-    through, extra = _through_course(data, c)
+    through, extra = _through_course(data, c, divs)
     doc.js_on_event("document_ready", _callback(c, plots, long, texts, extra))
     retention, daily_plot, coverage_plot = plots["plots"]
-    days_div = _div(days_note(data.after_midnight, data.day_segments), 880, "days_note")
+    days_div = divs.div(days_note(data.after_midnight, data.day_segments), 880, "days_note")
     doc.add_root(
         column(
             header,
             health,
-            _h2("Courses", "Click a course to explore its videos."),
+            divs.h2("Courses", "Click a course to explore its videos."),
             c.overview_table,
-            _h2(
+            divs.h2(
                 "Videos of the course",
                 "Click a row, pick a video or search one by its title or id.",
             ),
             row(c.course_select, c.video_select, column(c.search, search_note)),
             c.videos_table,
             *through,
-            _h2("The selected video"),
+            divs.h2("The selected video"),
             texts["heading"],
             row(texts["summary"], column(retention, row(daily_plot, coverage_plot), days_div)),
         )
