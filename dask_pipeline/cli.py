@@ -101,8 +101,9 @@ def _add_run(sub) -> None:
         "run",
         help="process tracking logs into Parquet tables",
         description="Read tracking logs, rebuild each viewer's watched segments and write the "
-        "segments, videos, views, video_stats, video_timeline and video_daily tables "
-        "(and rejects/ and _run.json) under --out. Without --scheduler it starts an "
+        "segments, videos, views, video_stats, video_timeline, video_daily and course_stats "
+        "tables (and rejects/ and _run.json) under --out; docs/tables.md describes every "
+        "column. Without --scheduler it starts an "
         "embedded LocalCluster sized to this machine.",
         epilog=EXAMPLES_RUN,
         formatter_class=argparse.RawDescriptionHelpFormatter,

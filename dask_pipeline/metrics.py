@@ -30,6 +30,9 @@ from .segments import MAX_OFFSET  # offsets past it are not binned (SPEC §6)
 COMPLETE_COVERAGE = 0.95
 #: Duration inference: the walk stops at bin b when users(h) <= DROP_OFF * users(b) (SPEC §6).
 DROP_OFF = 0.05
+#: users_at_end's bin is bin(max(duration - END_MARGIN, END_SHARE * duration)) (SPEC §6).
+END_MARGIN = 30.0
+END_SHARE = 0.95
 
 #: What ``video_partials`` returns: per (course_id, video_id, code) the event count and the
 #: largest positive duration, which ``combine_videos`` merges across partitions.
@@ -98,6 +101,16 @@ def combine_videos(partials: pd.DataFrame, previous: pd.DataFrame | None = None)
     # a stored table may still hold a zero or negative duration: that is no duration
     videos = videos.assign(duration=videos["duration"].where(videos["duration"] > 0))
     return conform(videos, LOGGED_VIDEOS)
+
+
+def users_at_end_bin(duration: np.ndarray, bin_seconds: float) -> np.ndarray:
+    """The timeline bin of users_at_end for each duration (SPEC §6):
+    ``floor(max(duration - END_MARGIN, END_SHARE * duration) / bin_seconds)``, -1 where the
+    duration is unknown (NaN)."""
+    d = np.asarray(duration, dtype=F64)
+    with np.errstate(invalid="ignore"):
+        b = np.floor(np.fmax(d - END_MARGIN, END_SHARE * d) / bin_seconds)
+    return np.where(np.isfinite(b), b, -1).astype(np.int64)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -288,9 +301,8 @@ def _timeline(seg: pd.DataFrame, k: _Keys, vdur: np.ndarray, bs: float) -> _Time
     inferred = np.isnan(vdur) & has_bins
     duration = np.where(inferred, (final + 1) * bs - 1, vdur)
 
-    # users_at_start = users(0); users_at_end = users(bin(max(duration - 30, 0.95 duration)))
-    end_bin = np.floor(np.fmax(duration - 30, 0.95 * duration) / bs)
-    end_bin = np.where(np.isnan(end_bin), -1, end_bin).astype(np.int64)
+    # users_at_start = users(0); users_at_end = users(end_bin)
+    end_bin = users_at_end_bin(duration, bs)
     at_end = has_bins & (end_bin >= 0) & (end_bin < span)
     users_at_start = users_at[np.where(has_bins, off[:-1], total)]
     users_at_end = users_at[np.where(at_end, off[:-1] + end_bin, total)]

@@ -18,4 +18,4 @@ echo "== running the job (embedded LocalCluster)"
 if .venv/bin/dask-pipeline report "$OUT/tables" --html "$OUT/report.html"; then
   echo "open $OUT/report.html in a browser"
 fi
-echo "tables: $(cd "$OUT/tables" && pwd)/{segments,videos,views,video_stats,video_timeline,video_daily}"
+echo "tables: $(cd "$OUT/tables" && pwd)/{segments,videos,views,video_stats,video_timeline,video_daily,course_stats}"

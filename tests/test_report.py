@@ -1,5 +1,8 @@
-"""The HTML report (issue 6): its numbers equal the tables, it stays small, and a real headless
-Chromium opens it offline, draws the plots and switches videos.
+"""The HTML report (issues 6, 11, 12): its numbers equal the tables, it stays small, and a
+real headless Chromium opens it offline, draws the plots and switches videos; it opens on a
+video with known coverage, its day labels never overlap, it speaks of segments and viewers as
+the tables do, shows the run's health, says when a search finds nothing, and with a course
+outline shows titles, outline order and the through-the-course plot.
 
 The browser test needs Debian's ``chromium`` (``/usr/bin/chromium``, or $REPORT_CHROMIUM) and
 the ``playwright`` Python package (its own browser download is never used); without either it
@@ -16,13 +19,14 @@ import re
 import subprocess
 import sys
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from dask_pipeline import report, schema, store
+from dask_pipeline import metrics, report, schema, store
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
@@ -81,7 +85,7 @@ def report_html(run_out) -> Path:
 
 @pytest.fixture(scope="module")
 def tables(run_out) -> dict[str, pd.DataFrame]:
-    names = ("video_stats", "views", "video_timeline", "video_daily")
+    names = ("video_stats", "views", "video_timeline", "video_daily", "segments")
     return {t: store.read_table(run_out, t) for t in names}
 
 
@@ -214,14 +218,14 @@ def test_page_data_equals_tables(report_html, tables):
     for k, key in enumerate(zip(videos["course_id"], videos["video_id"], strict=True)):
         lo, hi = int(videos["tl_lo"][k]), int(videos["tl_hi"][k])
         rows = tl_groups.get(key, schema.empty(schema.VIDEO_TIMELINE))
-        for c in ("segment", "start_seconds", "end_seconds", "num_users", "num_views"):
+        for c in ("bin", "start_seconds", "end_seconds", "num_users", "num_views"):
             np.testing.assert_array_equal(tl_all[c][lo:hi], rows[c].to_numpy(), err_msg=c)
         lo, hi = int(videos["dy_lo"][k]), int(videos["dy_hi"][k])
         rows = dy_groups.get(key, schema.empty(schema.VIDEO_DAILY))
         np.testing.assert_array_equal(dy_all["viewers"][lo:hi], rows["viewers"].to_numpy())
         np.testing.assert_array_equal(dy_all["segments"][lo:hi], rows["segments"].to_numpy())
         days = pd.to_datetime(pd.Series(dy_all["day"][lo:hi]), unit="ms").dt.strftime("%Y-%m-%d")
-        assert list(days) == list(rows["date"])
+        assert list(days) == [str(d) for d in rows["date"]]
         cov = views.loc[
             (views["course_id"] == key[0]) & (views["video_id"] == key[1]), "coverage"
         ].dropna()
@@ -239,8 +243,14 @@ def test_page_data_equals_tables(report_html, tables):
 
 
 def _write_tables(out: Path, frames: dict[str, pd.DataFrame]) -> None:
+    """Write hand-made tables; the columns they leave out (the outline's, without a course
+    structure) are null, as a run without ``--course-structure`` writes them."""
     for name, df in frames.items():
-        store.write_parquet(df, out / name / "part-0.parquet", schema.TABLES[name])
+        sch = schema.TABLES[name]
+        df = df.assign(
+            **{c: pd.Series(pd.NA, index=df.index, dtype=t) for c, t in sch.items() if c not in df}
+        )
+        store.write_parquet(df, out / name / "part-0.parquet", sch)
 
 
 def test_no_videos_still_writes_a_page(tmp_path):
@@ -266,7 +276,7 @@ def test_hundreds_of_videos_with_hour_long_timelines_stay_under_5_mb(tmp_path):
                 {
                     "course_id": course,
                     "video_id": video,
-                    "segment": np.arange(bins),
+                    "bin": np.arange(bins),
                     "start_seconds": np.arange(bins) * 5.0,
                     "end_seconds": np.arange(1, bins + 1) * 5.0,
                     "num_users": users,
@@ -285,6 +295,8 @@ def test_hundreds_of_videos_with_hour_long_timelines_stay_under_5_mb(tmp_path):
                     "watched_seconds": cov * duration,
                     "covered_seconds": cov * duration,
                     "coverage": cov,
+                    "duration_inferred": False,
+                    "completed": cov >= metrics.COMPLETE_COVERAGE,
                     "first_time": pd.Timestamp("2026-01-05", tz="UTC"),
                     "last_time": pd.Timestamp("2026-01-05", tz="UTC"),
                 }
@@ -382,18 +394,60 @@ window.__reportInk = (cls) => {
 STATE = """() => {
   const doc = Bokeh.documents[0], m = (n) => doc.get_model_by_name(n)
   const src = m("retention_source").data, get = (c) => Array.from(src[c])
-  const text = {}
+  const text = {}, th = [], heads = []
   const find = (root) => {
     for (const el of root.querySelectorAll("[data-k]")) text[el.dataset.k] = el.textContent
+    for (const el of root.querySelectorAll("table.sum th")) th.push(el.textContent)
+    for (const el of root.querySelectorAll(".slick-column-name")) heads.push(el.textContent)
     for (const el of root.querySelectorAll("*")) if (el.shadowRoot) find(el.shadowRoot)
   }
   find(document)
+  const opts = m("video_select").options
+  const flat = opts instanceof Map ? [...opts.values()].flat()
+    : Array.isArray(opts) ? opts : Object.values(opts).flat()
   return {
     course: m("course_select").value, video: m("video_select").value,
-    options: m("video_select").options.length,
-    segment: get("segment"), num_users: get("num_users"), num_views: get("num_views"),
+    options: flat.length, values: flat.map((o) => o[0]),
+    groups: opts instanceof Map ? [...opts.keys()] : Array.isArray(opts) ? [] : Object.keys(opts),
+    bin: get("bin"), num_users: get("num_users"), num_views: get("num_views"),
     marks: m("marks_source").data, text,
+    legends: ["retention", "daily"].map((n) => m(n).above.concat(m(n).right)
+      .filter((r) => "items" in r).flatMap((l) => l.items.map((i) => i.label.value))),
+    th, heads,
   }
+}"""
+
+
+# Where things land on screen: the gaps between neighbouring day labels of the daily plot,
+# whether each shown empty-plot note fits in its plot's frame, and where the retention title
+# ends and its toolbar begins (canvas text measured with the fonts Bokeh draws it in).
+GEOMETRY = """() => {
+  const doc = Bokeh.documents[0], m = (n) => doc.get_model_by_name(n)
+  const view = (model) => Bokeh.index.find_one(model)
+  const ctx = document.createElement("canvas").getContext("2d")
+  const width = (text, font) => { ctx.font = font; return ctx.measureText(text).width }
+  const font = (o, p) => `${o[p + "_font_style"]} ${o[p + "_font_size"]} ${o[p + "_font"]}`
+  const daily = m("daily"), ax = daily.below[0], dv = view(daily)
+  const ticks = Array.from(ax.ticker.ticks)
+  const labels = view(ax).compute_labels(ticks).items.map((i) => i.text)
+  const xs = ticks.map((t) => dv.frame.x_scale.compute(t))
+  const ws = labels.map((l) => width(l, font(ax, "major_label_text")))
+  const gaps = xs.slice(1).map((x, i) => x - xs[i] - (ws[i] + ws[i + 1]) / 2)
+  const notes = []
+  for (const name of ["retention", "daily", "coverage", "through_course"]) {
+    const p = m(name)
+    if (!p) continue
+    const f = view(p).frame.bbox
+    for (const r of p.center) {
+      if (!("x_units" in r) || r.x_units !== "screen" || !r.visible || !r.text) continue
+      const w = Math.max(...r.text.split("\\n").map((l) => width(l, font(r, "text"))))
+      const lo = r.text_align === "center" ? r.x - w / 2 : r.x
+      notes.push({plot: name, text: r.text, fits: f.x0 <= lo && lo + w <= f.x1})
+    }
+  }
+  const ret = m("retention"), tv = view(ret.title)
+  const title_right = tv.bbox.x0 + width(ret.title.text, font(ret.title, "text"))
+  return {labels, gaps, notes, title_right, toolbar_left: view(ret.toolbar).bbox.x0}
 }"""
 
 
@@ -428,10 +482,76 @@ def _check_shown(state: dict, tables: dict[str, pd.DataFrame]) -> tuple[str, str
     assert state["text"]["watched_hours"] == f"{row['watched_seconds'] / 3600:.2f}"
     tl = tables["video_timeline"]
     rows = tl[(tl["course_id"] == key[0]) & (tl["video_id"] == key[1])]
-    assert state["segment"] == rows["segment"].tolist()
+    assert state["bin"] == rows["bin"].tolist()
     assert state["num_users"] == rows["num_users"].tolist()
     assert state["num_views"] == rows["num_views"].tolist()
     return key
+
+
+def _spill_days(t: dict[str, pd.DataFrame]) -> dict[str, int]:
+    """Days of the tables holding at most a tenth of the day before's segments, all closed
+    in the hour after midnight (UTC): the page must explain each."""
+    seg = t["segments"].assign(day=t["segments"]["date"].astype(str).str.slice(0, 10))
+    per_day = seg.groupby("day").size()
+    out = {}
+    for day, n in per_day.items():
+        before = (pd.Timestamp(day) - pd.Timedelta(days=1)).strftime("%Y-%m-%d")
+        last = seg.loc[seg["day"] == day, "time"].max()
+        if n <= 0.1 * per_day.get(before, 0) and last <= pd.Timestamp(day, tz="UTC") + pd.Timedelta(
+            hours=1
+        ):
+            out[day] = int(n)
+    return out
+
+
+def _check_items_7_to_11(page, first: dict, t: dict[str, pd.DataFrame], run: dict) -> None:
+    """Issue 12 items 7-11 on the page of a real run."""
+    # 7: it opens on the most watched video whose coverage is known
+    stats = t["video_stats"]
+    known = stats[stats["mean_coverage"].notna()]
+    assert int(first["text"]["viewers"]) == known["viewers"].max()
+    assert first["text"]["mean_coverage"] != "n/a"
+    # 8: day labels never overlap; a day of only after-midnight ends is explained
+    geo = page.evaluate(GEOMETRY)
+    assert len(geo["labels"]) >= 2 and min(geo["gaps"]) > 4, geo
+    spill = _spill_days(t)
+    assert spill, "the generated run should end with a day of after-midnight ends"
+    for day, n in spill.items():
+        assert f"{day} holds only {n:,} segment(s)" in first["text"]["after_midnight"]
+    # 9: segments are segments, viewers are viewers: "views" names nothing else
+    views = re.compile(r"\bviews?\b", re.I)
+    assert "Segments" in first["th"] and not any(views.search(h) for h in first["th"])
+    assert "Segments" in first["heads"] and not any(views.search(h) for h in first["heads"])
+    assert first["legends"] == [
+        ["unique viewers", "segments", "users at start / at end"],
+        ["viewers", "segments"],
+    ]
+    # 10: the run's health, from _run.json
+    text = first["text"]
+    assert text["lines_read"] == f"{run['lines']['lines']:,}"
+    assert text["lines_rejected"] == f"{run['lines']['rejected']:,}"
+    assert text["files"] == str(len(run["inputs"])) and text["files_with_errors"] == "0"
+    reasons: dict[str, int] = {}
+    for inp in run["inputs"]:
+        for r, n in inp["rejected"].items():
+            reasons[r] = reasons.get(r, 0) + n
+    assert text["rejected_by"] == ", ".join(f"{r} {n:,}" for r, n in sorted(reasons.items()))
+    assert text["window"] == "every day of the input (UTC)"
+    # 11: the title ends before the toolbar; a search without a match says so
+    assert geo["title_right"] < geo["toolbar_left"], geo
+    _check_search(page)
+
+
+def _check_search(page) -> None:
+    box = page.locator(".bk-input").nth(2)  # course select, video select, search box
+    box.fill("no such video zz")
+    page.wait_for_function(
+        "() => Bokeh.documents[0].get_model_by_name('search_note').text.includes('No video')"
+    )
+    note = page.evaluate("() => Bokeh.documents[0].get_model_by_name('search_note').text")
+    assert "No video matches \u201cno such video zz\u201d" in note
+    box.fill("")
+    page.wait_for_function("() => !Bokeh.documents[0].get_model_by_name('search_note').text")
 
 
 def _launch(chromium, tmp_path: Path):
@@ -457,7 +577,9 @@ def _open(ctx, html: Path):
 
 
 @pytest.mark.slow
-def test_report_in_headless_chromium(chromium, report_html, tables, tmp_path, record_property):
+def test_report_in_headless_chromium(
+    chromium, run_out, report_html, tables, tmp_path, record_property
+):
     """Acceptance 1-3 in a real browser, offline: no console errors, plots drawn, switching
     the video redraws the retention curve, numbers equal the tables, opens in under 3 s."""
     errors: list[str] = []
@@ -515,22 +637,27 @@ def test_report_in_headless_chromium(chromium, report_html, tables, tmp_path, re
             )
             return page.evaluate(STATE)
 
-        # switching the video (the second of the course) redraws the retention curve
+        # switching the video (another of the course) redraws the retention curve
         video_select = page.locator("select").nth(1)
-        second = switch(video_select, index=1)
+        at = first["values"].index(first["video"])
+        second = switch(video_select, index=1 if at == 0 else 0)
         key2 = _check_shown(second, tables)
         assert key2 != key1 and second["num_users"] != first["num_users"]
         # and back: the script shows the first video just as the page first drew it
-        assert switch(video_select, index=0) == first
+        assert switch(video_select, index=at) == first
         # a click in the course's table of videos chooses that one
-        row = page.locator(".videos .slick-row").nth(2)
+        rows = page.locator(".videos .slick-row")
+        pick = next(i for i in range(rows.count()) if i != at)
+        row = rows.nth(pick)
         short_id = row.locator(".slick-cell").first.inner_text()
         clicked = switch(row)
         assert clicked["text"]["video_id"].endswith(short_id)
         _check_shown(clicked, tables)
 
         # another course: its videos only, its most viewed first
-        page.locator("select").nth(0).select_option(index=1)
+        courses = list(ref["course_id"])
+        other = next(i for i, c in enumerate(courses) if c != key1[0])
+        page.locator("select").nth(0).select_option(index=other)
         page.wait_for_function(
             "(v) => Bokeh.documents[0].get_model_by_name('video_select').value !== v",
             arg=clicked["video"],
@@ -539,9 +666,10 @@ def test_report_in_headless_chromium(chromium, report_html, tables, tmp_path, re
         key3 = _check_shown(third, tables)
         stats = tables["video_stats"]
         in_course = stats[stats["course_id"] == key3[0]]
-        assert third["options"] == len(in_course)
+        assert key3[0] == courses[other] and third["options"] == len(in_course)
         assert int(third["text"]["viewers"]) == in_course["viewers"].max()
 
+        _check_items_7_to_11(page, first, tables, json.loads((run_out / "_run.json").read_text()))
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "report.png"), full_page=True)
         assert not errors, errors
@@ -550,3 +678,397 @@ def test_report_in_headless_chromium(chromium, report_html, tables, tmp_path, re
         assert min(opens) < MAX_OPEN_MS, f"the report took {opens} ms to open"
     finally:
         ctx.close()
+
+
+# ------------------------------------------------- issue 12 items 7-11, issue 11 item 4
+def test_report_retypes_no_formula_of_the_tables():
+    """The end bin and the completion threshold come from metrics, not a copy: no report
+    module writes 0.95 or the 30 s margin, and the page's end bins are metrics'."""
+    src = "\n".join(p.read_text() for p in (ROOT / "dask_pipeline" / "report").glob("*.py"))
+    assert not re.search(r"0\.95|-\s*30(\.0)?\b|\b95(\.0)?\s*%", src)
+    stats = pd.DataFrame(
+        {
+            "course_id": ["c"] * 4,
+            "video_id": ["a", "b", "c", "d"],
+            "duration": [10.0, 100.0, 601.0, np.nan],
+            "duration_inferred": [False] * 4,
+            "viewers": [4, 3, 2, 1],
+            "segments": [4, 3, 2, 1],
+            "watched_seconds": [1.0] * 4,
+            "mean_coverage": [0.5] * 4,
+            "completed_viewers": [0] * 4,
+            "users_at_start": [1] * 4,
+            "users_at_end": [1] * 4,
+        }
+    )
+    idx = report.video_index(stats, schema.empty(schema.VIEWS), 5.0)
+    want = metrics.users_at_end_bin(stats["duration"].to_numpy(), 5.0)
+    assert idx["end_bin"].tolist() == want.tolist() == [1, 19, 114, -1]
+
+
+def _run_summary() -> dict:
+    """A ``_run.json`` of two inputs, one of them damaged, with a window."""
+    return {
+        "run_id": "r1",
+        "options": {"rules": "insights", "tz": "Europe/Paris", "bin_seconds": 5},
+        "inputs": [
+            {
+                "path": "a.log",
+                "lines": 100,
+                "accepted": 90,
+                "skipped": 4,
+                "rejected": {"not_json": 5, "bad_time": 1},
+                "errors": [],
+                "balanced": True,
+            },
+            {
+                "path": "b.log.gz",
+                "lines": 20,
+                "accepted": 17,
+                "skipped": 0,
+                "rejected": {"not_json": 3},
+                "balanced": True,
+                "errors": [{"kind": "truncated_gzip", "detail": "after 20 lines"}],
+            },
+        ],
+        "lines": {"lines": 120, "accepted": 107, "skipped": 4, "rejected": 9},
+        "window": {"since": "2026-01-05", "until": "2026-01-14", "tz": "Europe/Paris"},
+    }
+
+
+def test_health_block_states_lines_reasons_files_and_window():
+    from dask_pipeline.report import health
+
+    html = health.health_html(_run_summary())
+    cells = dict(re.findall(r'data-k="(\w+)">([^<]*)<', html))
+    assert cells["lines_read"] == "120" and cells["lines_rejected"] == "9"
+    assert cells["lines_accepted"] == "107" and cells["lines_skipped"] == "4"
+    assert cells["files"] == "2" and cells["files_with_errors"] == "1"
+    assert cells["rejected_by"] == "bad_time 1, not_json 8"
+    assert cells["file_error"] == "b.log.gz: truncated_gzip (after 20 lines)"
+    assert cells["window"] == "2026-01-05 to 2026-01-14 (Europe/Paris)"
+    assert "every day of the input" in health.health_html({**_run_summary(), "window": {}})
+    assert "No run summary" in health.health_html({})
+
+
+def test_day_labels_are_few_and_evenly_spaced():
+    from dask_pipeline.report import daily
+
+    for n in (1, 2, 5, 6, 8, 13, 31, 90, 400):
+        days = daily.DAY_MS * (20_000 + np.arange(n))
+        major, minor = daily.day_ticks(days)
+        assert 1 <= len(major) <= daily.MAX_DAY_LABELS, n
+        assert major[0] == days[0] and minor == list(days)
+        assert len(set(np.diff(major))) <= 1  # one spacing, whole days
+        assert all(m in minor for m in major)
+
+
+def test_a_day_holding_only_the_night_befores_ends_is_found():
+    from dask_pipeline.report import daily
+
+    def seg(date: str, time: str) -> dict:
+        return {
+            "date": date,
+            "time": pd.Timestamp(time, tz="UTC"),
+            "start_offset": 0.0,
+            "end_offset": 60.0,
+        }
+
+    segments = pd.DataFrame(
+        [
+            seg("2026-01-09", "2026-01-09T00:05:00"),
+            seg("2026-01-09", "2026-01-09T00:41:00"),
+            seg("2026-01-10", "2026-01-10T00:05:00"),
+            seg("2026-01-10", "2026-01-10T03:00:00"),
+        ]
+    )
+    got = daily.after_midnight_days(segments, ["2026-01-09", "2026-01-10"], "UTC")
+    assert got == {"2026-01-09": "00:41"}
+    # in Paris 00:41 UTC is 01:41 local, past the hour after midnight; 23:30 UTC of the 8th
+    # is 00:30 of the 9th there
+    paris = pd.DataFrame([seg("2026-01-09", "2026-01-08T23:30:00")])
+    assert daily.after_midnight_days(paris, ["2026-01-09"], "Europe/Paris") == {
+        "2026-01-09": "00:30"
+    }
+    # candidates: at most a tenth of the day before's segments
+    vd = pd.DataFrame(
+        {"date": ["2026-01-08", "2026-01-09", "2026-01-11"], "segments": [100, 10, 1]}
+    )
+    assert daily.spill_candidates(vd) == ["2026-01-09"]
+
+
+LONG_TITLE = (
+    "Week 1 wrap-up: what the first assignments taught us about sampling, bias, and the "
+    "central limit theorem (with worked examples)"
+)
+
+
+def _outline_tables(courses: int = 4, per_course: int = 25, days: int = 10) -> report.Tables:
+    """Tables of ``courses`` x ``per_course`` videos, written here: the first courses have an
+    outline (titles, 5 videos per section, one log video absent from the outline), the last
+    has none. The most viewed video has no duration, so no coverage."""
+    rng = np.random.default_rng(7)
+    stats, tl, daily, views = [], [], [], []
+    dates = pd.date_range("2026-01-05", periods=days).strftime("%Y-%m-%d")
+    for c in range(courses):
+        course = f"course-v1:U+C{c}+R"
+        for j in range(per_course):
+            video = f"block-v1:U+C{c}+R+type@video+block@{c:02d}{j:030x}"
+            outlined = c < courses - 1 and j != per_course - 1
+            duration = np.nan if (c, j) == (0, 3) else float(60 + 17 * j)
+            n = 400 if (c, j) == (0, 3) else int(200 - 6 * j + rng.integers(0, 4))
+            bins = 0 if np.isnan(duration) else int(duration // 5) + 1
+            users = np.linspace(n, n // 3, bins).astype(int) if bins else np.zeros(0, int)
+            cov = rng.random(n) if bins else np.full(n, np.nan)
+            key = {"course_id": course, "video_id": video}
+            tl.append(
+                pd.DataFrame(
+                    {
+                        **key,
+                        "bin": np.arange(bins),
+                        "start_seconds": np.arange(bins) * 5.0,
+                        "end_seconds": np.arange(1, bins + 1) * 5.0,
+                        "num_users": users,
+                        "num_views": users + 3,
+                    }
+                )
+            )
+            views.append(
+                pd.DataFrame(
+                    {
+                        **key,
+                        "username": [f"u{i}" for i in range(n)],
+                        "segments": 1,
+                        "watched_seconds": 30.0,
+                        "covered_seconds": 30.0,
+                        "coverage": cov,
+                        "first_time": pd.Timestamp("2026-01-05", tz="UTC"),
+                        "last_time": pd.Timestamp("2026-01-05", tz="UTC"),
+                    }
+                )
+            )
+            daily.append(
+                pd.DataFrame(
+                    {
+                        **key,
+                        "date": dates,
+                        "viewers": rng.integers(1, 50, days),
+                        "segments": rng.integers(50, 100, days),
+                        "watched_seconds": rng.random(days) * 1e4,
+                    }
+                )
+            )
+            s, title = j // 5, (LONG_TITLE if (c, j) == (0, 0) else f"Lecture {c}.{j}")
+            stats.append(
+                {
+                    **key,
+                    "duration": duration,
+                    "duration_inferred": False,
+                    "viewers": n,
+                    "segments": n,
+                    "watched_seconds": 30.0 * n,
+                    "mean_coverage": float(np.nanmean(cov)) if bins else np.nan,
+                    "completed_viewers": int((cov >= 0.95).sum()),
+                    "users_at_start": int(users[0]) if bins else 0,
+                    "users_at_end": int(users[-1]) if bins else 0,
+                    "title": title if outlined else None,
+                    "section": f"Week {s + 1}" if outlined else None,
+                    "subsection": f"Topic {s + 1}.{j % 5 + 1}" if outlined else None,
+                    "unit": f"Unit {j + 1}" if outlined else None,
+                    # outline order is not the order of the ids: the course runs backwards
+                    "position": per_course - 1 - j if outlined else None,
+                    "section_index": s + 1 if outlined else None,
+                    "subsection_index": j % 5 + 1 if outlined else None,
+                    "unit_index": 1 if outlined else None,
+                }
+            )
+    st = pd.DataFrame(stats)
+    for col in ("position", "section_index", "subsection_index", "unit_index"):
+        st[col] = st[col].astype("Int64")
+    return report.Tables(
+        video_stats=st,
+        views=pd.concat(views, ignore_index=True),
+        video_timeline=pd.concat(tl, ignore_index=True),
+        video_daily=pd.concat(daily, ignore_index=True),
+        run=_run_summary(),
+        segments=pd.DataFrame({"date": [], "time": [], "start_offset": [], "end_offset": []}),
+    )
+
+
+def _page_of(t: report.Tables, path: Path) -> Path:
+    from bokeh.embed import file_html
+    from bokeh.resources import INLINE
+
+    path.write_text(file_html(report.build_document(report.build_data(t)), resources=INLINE))
+    return path
+
+
+def test_outline_gives_titles_outline_order_and_the_through_the_course_plot(tmp_path):
+    t = _outline_tables()
+    data = report.build_data(t)
+    vi = data.videos
+    c0 = vi[vi["course_id"] == "course-v1:U+C0+R"]
+    # outline order within the course, then the video the outline does not know
+    assert c0["position"].iloc[:-1].tolist() == list(range(1, 25))
+    assert np.isnan(c0["position"].iloc[-1])
+    assert c0["label"].iloc[-1] == c0["short_id"].iloc[-1]  # no title: its short id
+    assert c0["label"].iloc[0] == "Lecture 0.23" and c0["place"].iloc[0] == (
+        "Week 5 \u203a Topic 5.4 \u203a Unit 24"
+    )
+    from dask_pipeline.report import controls
+
+    groups = controls.video_options(data, "course-v1:U+C0+R")
+    assert list(groups) == [
+        "Week 5",
+        "Week 4",
+        "Week 3",
+        "Week 2",
+        "Week 1",
+        controls.NOT_IN_OUTLINE,
+    ]
+    assert isinstance(controls.video_options(data, "course-v1:U+C3+R"), list)
+    # the page opens on the most watched video whose coverage is known (not (0, 3))
+    k = data.videos.index[report.index.first_shown(vi)]
+    assert vi.loc[k, "viewers"] == vi.loc[vi["mean_coverage"].notna(), "viewers"].max()
+    models = _doc_models(_page_of(t, tmp_path / "o.html").read_text())
+    assert "through_course" in models
+    # without the outline columns the page is as before: hashes, no through-the-course plot
+    bare = t.video_stats.drop(columns=[*report.index.OUTLINE_TEXT, *report.index.OUTLINE_NUMBERS])
+    models = _doc_models(_page_of(replace(t, video_stats=bare), tmp_path / "b.html").read_text())
+    assert "through_course" not in models
+    labels = _source(models, "videos")["label"]
+    assert list(labels) == list(_source(models, "videos")["short_id"])
+
+
+@pytest.mark.slow
+def test_outline_page_in_headless_chromium(chromium, tmp_path, record_property):
+    """Issue 11 item 4 and issue 12 items 7, 8, 11 on a page of 100 videos with an outline:
+    titles, outline order grouped by section, the through-the-course plot; a video without
+    coverage says so in full; ten days of labels that do not overlap; a long title that
+    does not reach the toolbar; opens offline under 3 s."""
+    t = _outline_tables()
+    html = _page_of(t, tmp_path / "outline.html")
+    errors: list[str] = []
+    ctx = _launch(chromium, tmp_path)
+    try:
+        ctx.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        ctx.on("weberror", lambda e: errors.append(str(e.error)))
+        page, open_ms = _open(ctx, html)
+        opens = [open_ms]
+        while min(opens) >= MAX_OPEN_MS and len(opens) < 3:  # as in the test above
+            other = _launch(chromium, tmp_path)
+            try:
+                opens.append(_open(other, html)[1])
+            finally:
+                other.close()
+        record_property("outline_report_open_ms", [round(x) for x in opens])
+        first = page.evaluate(STATE)
+        stats = t.video_stats
+        course = stats[stats["course_id"] == first["text"]["course_id"]]
+        outline = course[course["position"].notna()].sort_values("position")
+        # 7: the most watched video has no coverage: the page opens on the next one
+        shown = stats[stats["video_id"] == first["text"]["video_id"]].iloc[0]
+        assert shown["viewers"] == stats.loc[stats["mean_coverage"].notna(), "viewers"].max()
+        # titles and place, outline order grouped by section
+        assert first["text"]["label"] == shown["title"]
+        assert first["text"]["place"] == " \u203a ".join(shown[["section", "subsection", "unit"]])
+        assert first["groups"] == [*outline["section"].unique(), "Not in the outline"]
+        # the rows on screen (the table scrolls to the shown video) follow the outline
+        rows = page.locator(".videos .slick-row")
+        cells = [rows.nth(i).locator(".slick-cell").all_inner_texts() for i in range(rows.count())]
+        cells = sorted((c for c in cells if c[0]), key=lambda c: int(c[0]))
+        by_pos = {int(r.position): r for r in outline.itertuples()}
+        assert len(cells) >= 5
+        for c in cells:
+            r = by_pos[int(c[0])]
+            assert c[1:3] == [r.section, r.title]
+        assert [int(c[0]) for c in cells] == list(
+            range(int(cells[0][0]), int(cells[0][0]) + len(cells))
+        )
+        optgroups = page.locator("select").nth(1).locator("optgroup")
+        assert optgroups.count() == len(first["groups"])
+        assert optgroups.first.get_attribute("label") == outline["section"].iloc[0]
+        # through the course: bars drawn, one per video of the outline
+        assert page.evaluate("() => window.__reportInk('through-course').colored") > 300
+        # 7: the video without a duration says so, in full, inside the plot
+        select = page.locator("select").nth(1)
+        nodur = course[course["duration"].isna()]
+        if nodur.empty:  # the no-duration video is in the first course of the tables
+            page.locator("select").nth(0).select_option(index=0)
+            page.wait_for_function(
+                "(v) => Bokeh.documents[0].get_model_by_name('video_select').value !== v",
+                arg=first["video"],
+            )
+        vi = report.build_data(t).videos
+        # Bokeh's <option>s carry the label, not the row, as their value
+        select.select_option(label=vi.loc[vi["duration"].isna(), "option_label"].iloc[0])
+        page.wait_for_function(
+            "() => Bokeh.documents[0].get_model_by_name('summary').text.includes('unknown')"
+        )
+        geo = page.evaluate(GEOMETRY)
+        cov_notes = [n for n in geo["notes"] if n["plot"] == "coverage"]
+        assert [n["text"] for n in cov_notes] == [report.page.EMPTY_NOTES["no_coverage"]]
+        assert all(n["fits"] for n in geo["notes"]), geo["notes"]
+        # 8: ten days, labels apart; 11: the long title sits above the plots, not in them
+        assert len(geo["labels"]) >= 2 and min(geo["gaps"]) > 4, geo
+        assert geo["title_right"] < geo["toolbar_left"]
+        # a course without an outline: most viewed first, a note in the through plot
+        page.locator("select").nth(0).select_option(index=3)
+        page.wait_for_function(
+            "() => Bokeh.documents[0].get_model_by_name('video_select').title.includes('most')"
+        )
+        geo = page.evaluate(GEOMETRY)
+        assert [n["text"] for n in geo["notes"] if n["plot"] == "through_course"] == [
+            report.course.NO_OUTLINE
+        ]
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.locator("select").nth(0).select_option(index=0)
+        select.select_option(label=vi["option_label"].iloc[0])
+        page.wait_for_timeout(300)
+        page.screenshot(path=str(ARTIFACTS / "report-outline.png"), full_page=True)
+        assert not errors, errors
+        assert min(opens) < MAX_OPEN_MS, f"the outline report took {opens} ms to open"
+    finally:
+        ctx.close()
+
+
+@pytest.mark.slow
+def test_report_of_a_run_with_the_demo_course_outline(tmp_path):
+    """Issue 11 item 4 through the CLI: a run of the real demo-course export (two videos
+    never watched) gives a page whose videos carry the export's titles, in its outline
+    order, grouped by its sections, with the through-the-course plot."""
+    from .conftest import video_line
+    from .test_outline import CURRENT, expected_olx
+
+    course = "course-v1:OpenedX+DemoX+DemoCourse"
+    rows = expected_olx(CURRENT)  # read from the export independently of the product
+    lines, k = [], 0
+    for r in rows[:-2]:
+        vid = f"block-v1:OpenedX+DemoX+DemoCourse+type@video+block@{r['url_name']}"
+        for u in range(30 - 2 * r["position"]):
+            k += 1
+            p = {"id": vid, "code": "html5", "currentTime": 0.0, "duration": 100.0}
+            t = f"2026-01-05T10:{k // 60:02d}:{k % 60:02d}"
+            lines.append(video_line(f"u{u}", course, "play_video", t + ".0+00:00", p))
+            q = dict(p, currentTime=40.0 + u)
+            lines.append(video_line(f"u{u}", course, "pause_video", t + ".5+00:00", q))
+    (tmp_path / "tracking.log").write_text("\n".join(lines) + "\n")
+    out, html = tmp_path / "out", tmp_path / "report.html"
+    _cli(
+        "run",
+        *(str(tmp_path / "tracking.log"), "--out", str(out), "--workers", "1", "--quiet"),
+        *("--course-structure", str(CURRENT), "--dashboard-address", "127.0.0.1:0"),
+    )
+    _cli("report", str(out), "--html", str(html))
+    models = _doc_models(html.read_text())
+    videos = _source(models, "videos")
+    mine = [i for i, c in enumerate(videos["course_id"]) if c == course]
+    assert [int(videos["position"][i]) for i in mine] == [r["position"] for r in rows]
+    assert [videos["label"][i] for i in mine] == [r["title"] for r in rows]
+    assert [videos["section"][i] for i in mine] == [r["section"] for r in rows]
+    assert [int(videos["viewers"][i]) for i in mine][-2:] == [0, 0]  # never watched, listed
+    groups = models["video_select"]["options"]
+    sections = list(dict.fromkeys(r["section"] for r in rows))
+    keys = [e[0] for e in groups["entries"]] if isinstance(groups, dict) else None
+    assert keys == sections
+    assert "through_course" in models
