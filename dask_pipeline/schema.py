@@ -124,8 +124,9 @@ WATCHED = Column(
 )
 DURATION_INFERRED = Column(
     BOOL,
-    "True when no positive duration was known and `duration` was inferred from the "
-    "timeline's drop-off (SPEC §6).",
+    "True when no event reported the video's duration and `video_stats.duration` was "
+    "inferred from the timeline: the end, less one second, of the highest bin after which "
+    "the viewers drop to 5% or fewer (or of the highest viewed bin).",
 )
 
 #: A watched segment (SPEC §5, §6). Hive-partitioned: ``date`` is the directory name

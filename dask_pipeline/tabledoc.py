@@ -56,6 +56,10 @@ CONVENTIONS = """\
 """
 
 
+#: pandas reading ``segments`` with its ``date`` as dates (tested like the examples).
+PANDAS_DATES = 'pd.read_parquet("OUT/segments", partitioning=DATES)'
+
+
 def read_examples(table: str, out: str = "OUT") -> dict[str, str]:
     """Python expressions that read ``table`` under ``out`` with each engine (tested as
     written): pandas, DuckDB, pyarrow, fastparquet. They expect ``pd``, ``duckdb``, ``pa``,
@@ -111,9 +115,9 @@ def reference() -> str:
     lines += [
         "```",
         "",
-        "Any other table reads like `video_stats`. pandas and fastparquet give the `date` of "
-        "`segments` as a category (of strings for pandas, of timestamps for fastparquet); "
-        "DuckDB and pyarrow as above give a DATE.",
+        "Any other table reads like `video_stats`. DuckDB and pyarrow as above give the `date` "
+        "of `segments` as a DATE; pandas gives a category of strings unless told "
+        f"`{PANDAS_DATES}`, fastparquet a category of timestamps.",
         "",
     ]
     for name, table in schema.OUTPUTS.items():

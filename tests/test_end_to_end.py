@@ -292,6 +292,21 @@ def test_course_stats_agree_with_sql_over_views(one_run):
     assert got["videos_in_outline"].isna().all()  # no course structure given
 
 
+def test_course_stats_by_a_graph_equal_those_made_in_the_client(
+    dask_client, generated, one_run, tmp_path, monkeypatch
+):
+    from dask_pipeline import pipeline
+
+    out, _ = one_run
+    monkeypatch.setattr(pipeline, "COURSES_HERE_BELOW", -1)  # always the Dask graph
+    staff = frozenset(Path(generated.staff_file).read_text().split())
+    _run(dask_client, [generated.files[0].parent], tmp_path / "graph", staff=staff)
+    pd.testing.assert_frame_equal(
+        store.read_table(tmp_path / "graph", "course_stats"), store.read_table(out, "course_stats")
+    )
+    assert (tmp_path / "graph" / "course_stats" / "part-unwatched.parquet").exists()
+
+
 def test_empty_run_every_table_readable_with_its_columns(dask_client, tmp_path):
     """A log without any video event commits every table empty, each still readable with
     its columns by every engine."""

@@ -115,6 +115,8 @@ def test_segment_dates_read_as_dates(tmp_path):
     assert got == [(dt.date(2026, 1, 5),), (dt.date(2026, 1, 6),)]
     arrow = eval(tabledoc.read_examples("segments", str(out))["pyarrow"], namespace())
     assert sorted(arrow.column("date").to_pylist()) == [dt.date(2026, 1, 5), dt.date(2026, 1, 6)]
+    via_pandas = eval(tabledoc.PANDAS_DATES.replace("OUT", str(out)), namespace())
+    assert sorted(via_pandas["date"]) == [dt.date(2026, 1, 5), dt.date(2026, 1, 6)]
     assert list(store.read_table(out, "segments")["date"]) == [
         dt.date(2026, 1, 5),
         dt.date(2026, 1, 6),

@@ -929,7 +929,7 @@ def test_window_selects_local_days_with_lookback(dask_client, tmp_path):
             _run(dask_client, files, out, since=day, until=day, tz=NY, **kw)
         seg = store.read_table(out, "segments")
         assert set(seg["username"]) == users, hours
-        assert set(seg["date"]) == {"2026-01-05"}
+        assert set(seg["date"]) == {dt.date(2026, 1, 5)}
         assert seg[["start_offset", "end_offset"]].drop_duplicates().values.tolist() == [
             [2.0, 50.0]
         ]
@@ -1025,7 +1025,7 @@ def test_rerun_is_idempotent_and_replaces_only_its_days(dask_client, week, week_
     seg = store.read_table(out, "segments")
     new = seg[seg["username"] == "zz.new"]
     assert new[["video_id", "date", "start_offset", "end_offset"]].values.tolist() == [
-        ["late0", "2026-01-07", 1.0, 19.0]
+        ["late0", dt.date(2026, 1, 7), 1.0, 19.0]
     ]
     for d in before:
         if d != day.isoformat():
