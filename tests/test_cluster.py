@@ -289,7 +289,8 @@ def test_scheduler_killed_mid_run_exits_1_and_keeps_previous_tables(
             if job.poll() is None:
                 job.kill()
     err = log.read_text()
-    progress = re.compile(r"^(cluster: .*|\S+: \d+/\d+ partitions done)$")
+    # the terminal's progress lines (timestamp, step, partitions done, time left)
+    progress = re.compile(r"^(cluster: .*|\S+ \S+: \d+/\d+ partitions, .*)$")
     lines = [x for x in err.splitlines() if x.strip() and not progress.match(x)]
     assert rc == 1, err
     assert lines == [lines[-1]], f"expected one line of error, got:\n{err}"

@@ -284,7 +284,7 @@ def test_a_partition_over_the_memory_limit(small_input, small_reference, tmp_pat
 
 
 def _no_progress(r: subprocess.CompletedProcess) -> str:
-    return "\n".join(x for x in r.stderr.splitlines() if " partitions done" not in x)
+    return "\n".join(x for x in r.stderr.splitlines() if " partitions, " not in x)
 
 
 # ---------------------------------------------------------------- item 5: network
@@ -403,7 +403,7 @@ def test_a_worker_cut_off_for_20_s_mid_run(request, small_input, small_reference
         cut = ("INPUT", "-i", "eth0", "-j", "DROP"), ("OUTPUT", "-o", "eth0", "-j", "DROP")
         try:
             deadline = time.monotonic() + 120
-            while "partitions done" not in log.read_text() and time.monotonic() < deadline:
+            while " partitions, " not in log.read_text() and time.monotonic() < deadline:
                 assert job.poll() is None, log.read_text()
                 time.sleep(0.05)
             for rule in cut:
