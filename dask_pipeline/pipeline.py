@@ -99,7 +99,7 @@ class _Run:
     def __init__(self, cfg: RunConfig, client, out: Path):
         self.cfg, self.client, self.out = cfg, client, out
         store.prune(out)  # leftovers of runs that died before their commit
-        self.run_id = store.new_run_id()
+        self.run_id = store.new_run_id(out)
         self.stage = store.version_dir(out, self.run_id)
         self.previous = store.current_version(out)
         self.timings: dict[str, float] = {}

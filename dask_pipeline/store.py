@@ -24,6 +24,7 @@ import fcntl
 import json
 import os
 import shutil
+import time
 import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -41,11 +42,17 @@ LINKED = (*schema.OUTPUTS, RUN_JSON)
 SIDE = "_parts"  # per-input-part side outputs of a run, removed before commit
 
 
-def new_run_id() -> str:
-    """A sortable, unique id for a run's version directory."""
-    import time
-
-    return time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + uuid.uuid4().hex[:8]
+def new_run_id(out: str | Path) -> str:
+    """A unique id for a run's version directory that sorts after every version already in
+    ``out``, also for runs a second apart or after the clock stepped back: ``prune`` tells a
+    committed version from a run that died before its commit by that order."""
+    now = time.time()
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now)) + f".{int(now % 1 * 1e6):06d}"
+    vdir = Path(out) / VERSIONS
+    latest = max((p.name for p in vdir.iterdir()), default="") if vdir.is_dir() else ""
+    if stamp + "-" <= latest:
+        stamp = latest.split("-", 1)[0] + "z"
+    return stamp + "-" + uuid.uuid4().hex[:8]
 
 
 def version_dir(out: str | Path, run_id: str) -> Path:
@@ -228,10 +235,8 @@ def _fsync_dir(path: Path) -> None:
 
 
 def commit(out: str | Path, run_id: str, keep: int = 2) -> Path:
-    """Make version ``run_id`` the current one, atomically; prune old versions.
-
-    Keeps the ``keep`` newest versions (the previous one stays for readers that opened it).
-    """
+    """Make version ``run_id`` the current one, atomically; prune old versions (see
+    ``prune``: the previous one, and any replaced within ``REPLACED_KEPT_FOR``, stay)."""
     out = Path(out)
     stage = version_dir(out, run_id)
     shutil.rmtree(stage / SIDE, ignore_errors=True)
@@ -251,23 +256,48 @@ def commit(out: str | Path, run_id: str, keep: int = 2) -> Path:
     return stage
 
 
-def prune(out: str | Path, keep: int = 2) -> None:
-    """Keep the current version and the ``keep - 1`` committed versions before it (for
-    readers that opened them); remove the rest, including versions newer than the current
-    one, which are runs that died before their commit. Run ids sort by start time."""
+#: How long a replaced version stays (seconds) after the commit that replaced it: a reader
+#: that resolved ``current`` just before a switch reads that version whole, even when runs
+#: commit every second. Nightly runs keep one earlier version anyway (``keep``).
+REPLACED_KEPT_FOR = 3600.0
+
+
+def committed_at(version: Path) -> float:
+    """When ``version`` was committed: its ``_run.json`` is the last file a run writes
+    before the switch."""
+    return (version / RUN_JSON).stat().st_mtime
+
+
+def prune(
+    out: str | Path, keep: int = 2, grace: float = REPLACED_KEPT_FOR, now: float | None = None
+) -> None:
+    """Keep the current version, the ``keep - 1`` committed versions before it, and every
+    version replaced less than ``grace`` seconds ago (for readers that opened them); remove
+    the rest, including versions newer than the current one, which are runs that died before
+    their commit. Run ids sort by start time."""
     vdir = Path(out) / VERSIONS
     if not vdir.is_dir():
         return
     cur = current_version(out)
     # compare names, not paths: ``out`` may be relative while the link resolves absolute
     names = sorted(p.name for p in vdir.iterdir() if p.is_dir())
-    keep_names: set[str] = set()
-    if cur is not None:
-        older = [n for n in names if n < cur.name and (vdir / n / RUN_JSON).exists()]
-        keep_names = {cur.name, *older[len(older) - (keep - 1) :]} if keep > 1 else {cur.name}
+    keep_names = set() if cur is None else _kept(vdir, names, cur.name, keep, grace, now)
     for n in names:
         if n not in keep_names:
             shutil.rmtree(vdir / n, ignore_errors=True)
+
+
+def _kept(vdir: Path, names: list[str], cur: str, keep: int, grace: float, now) -> set[str]:
+    committed = [n for n in names if n <= cur and (n == cur or (vdir / n / RUN_JSON).exists())]
+    kept = {cur, *committed[:-1][-(keep - 1) :]} if keep > 1 else {cur}
+    now = time.time() if now is None else now
+    for replaced, successor in zip(committed[:-1], committed[1:], strict=True):
+        try:
+            if now - committed_at(vdir / successor) < grace:
+                kept.add(replaced)
+        except FileNotFoundError:  # the current version always has one; a stray may not
+            continue
+    return kept
 
 
 class Busy(RuntimeError):

@@ -169,11 +169,6 @@ def fingerprints(out: Path) -> tuple:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=False,
-    reason="open (issue 13, item 8): with commits a second apart, store.prune (the current "
-    "and one earlier version kept) removes a version a reader is still reading",
-)
 def test_a_reader_during_20_commits_sees_whole_versions_only(cluster, tmp_path):
     """Runs alternate between two inputs, so versions differ; a reader process looping over
     every table meanwhile only ever reads a whole version, one the runs really made. The runs
