@@ -266,6 +266,13 @@ def test_readme_reading_example_runs_as_written(one_run, tmp_path, monkeypatch):
     assert per_day["seconds"].sum() == pytest.approx(
         (seg["end_offset"] - seg["start_offset"]).sum()
     )
+    # the second block: several tables of one version, `current` resolved once
+    rest = section[section.index("```", start) + 3 : section.index("\n## ")]
+    start = rest.index("```python\n") + len("```python\n")
+    ns = {}
+    exec(rest[start : rest.index("```", start)], ns)
+    assert ns["version"] == str(store.current_version(out))
+    assert len(ns["views"]) == len(store.read_table(out, "views")) > 0
 
 
 def test_course_stats_agree_with_sql_over_views(one_run):
