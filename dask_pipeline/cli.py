@@ -161,6 +161,12 @@ def _add_run(sub) -> None:
         "files its naming rule skips, or a file holds no tracking-log line or mostly "
         "rejected lines",
     )
+    r.add_argument(
+        "--rebuild",
+        action="store_true",
+        help="ignore the tables already in --out (for example an older release's): the new "
+        "version holds only what these logs give; the old one stays readable until the commit",
+    )
     _add_cluster(r.add_argument_group("cluster"))
     _add_output(r.add_argument_group("output").add_mutually_exclusive_group())
 
@@ -314,6 +320,7 @@ def config_from_args(a: argparse.Namespace) -> RunConfig:
         ),
         progress=_shows(a, "info"),
         strict=a.strict,
+        rebuild=a.rebuild,
         course_structures=tuple(a.course_structure),
         outlines=outlines,
         outline_warnings=tuple(outline_warnings),
@@ -383,6 +390,14 @@ def cmd_run(a: argparse.Namespace, argv: list[str]) -> int:
     if problem:
         return _usage_error("dask-pipeline run", problem)
     out = cfg.out.absolute()
+    current = None if cfg.rebuild else store.current_version(out)
+    why = store.outdated(current) if current is not None else None
+    if why:  # known before any cluster starts
+        from .errors import older_tables
+
+        print(f"dask-pipeline run: failed, nothing committed: {older_tables(out, why)}",
+              file=sys.stderr)  # fmt: skip
+        return 1
     t0 = time.perf_counter()
     try:
         with _signals_stop_the_run(), store.lock(out):
@@ -512,6 +527,13 @@ def cmd_report(a: argparse.Namespace) -> int:
     html = a.html or (a.out_dir / "report.html")
     if not (a.out_dir / "video_stats").exists():
         return _usage_error("dask-pipeline report", f"{a.out_dir} holds no tables of a run")
+    from . import store
+    from .errors import older_tables
+
+    version = store.current_version(a.out_dir) or a.out_dir  # OUT, or a version directory
+    why = store.outdated(version)
+    if why:
+        return _usage_error("dask-pipeline report", older_tables(a.out_dir, why))
     if html.is_dir():
         return _usage_error("dask-pipeline report", f"--html: {html} is a directory; give a file")
     if html.parent.exists() and not html.parent.is_dir():

@@ -55,6 +55,8 @@ class RunConfig:
     progress: bool = True
     #: warnings about the inputs (skipped files, files that are no tracking log) are fatal
     strict: bool = False
+    #: build the new version from these inputs alone, ignoring the tables already in ``out``
+    rebuild: bool = False
     #: ``--course-structure`` arguments as given, and the outlines read from them
     course_structures: tuple[str, ...] = ()
     outlines: tuple[outline.Outline, ...] = field(default=(), repr=False)

@@ -33,7 +33,7 @@ from dask import delayed
 
 from . import checks, cluster, ingest, ledger, metrics, outline, read, schema, store, team
 from .config import RunConfig
-from .errors import RunFailed
+from .errors import RunFailed, older_tables
 from .stages import (
     ReadOptions,
     ReadStage,
@@ -101,7 +101,10 @@ class _Run:
         store.prune(out)  # leftovers of runs that died before their commit
         self.run_id = store.new_run_id(out)
         self.stage = store.version_dir(out, self.run_id)
-        self.previous = store.current_version(out)
+        self.previous = None if cfg.rebuild else store.current_version(out)
+        why = store.outdated(self.previous) if self.previous is not None else None
+        if why:
+            raise RunFailed(older_tables(out, why))
         self.timings: dict[str, float] = {}
         # the course team every earlier run knew (SPEC §7)
         self.prev_team = store.read_table(self.previous, "course_team") if self.previous else None

@@ -212,6 +212,23 @@ def read_table(out_or_version: str | Path, table: str) -> pd.DataFrame:
     return schema.canonical(df, table)
 
 
+def outdated(version: Path) -> str | None:
+    """Why ``version`` holds tables of an older layout (a table or a declared column
+    missing), or None when this release reads it as is. Reads one Parquet footer per table."""
+    for table, sch in schema.OUTPUTS.items():
+        files = segment_files(version) if table == "segments" else table_files(version, table)
+        files = files or sorted((version / table).glob("*.parquet"))  # segments of no day
+        if not files:
+            return f"it has no {table} table"
+        names = set(pq.read_schema(files[0]).names)
+        if table == "segments" and files[0].parent.name.startswith("date="):
+            names.add("date")  # the Hive partition
+        missing = [c for c in sch if c not in names]
+        if missing:
+            return f"its {table} lack {', '.join(missing[:4])}{' …' if len(missing) > 4 else ''}"
+    return None
+
+
 def ensure_empty_tables(stage: Path) -> None:
     """Give every table at least one (possibly empty) file, so readers find its columns.
 

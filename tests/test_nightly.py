@@ -495,3 +495,48 @@ def _read_everyhow(path: Path) -> dict:
         "duckdb": duckdb.sql(f"SELECT * FROM read_parquet('{glob}', hive_partitioning=true)").df(),
         "fastparquet": fastparquet.ParquetFile(files, root=str(path)).to_pandas(),
     }
+
+
+# ================================================================== upgrading
+def _as_older_release(version: Path) -> None:
+    """Rewrite a committed version the way the first release laid it out: segments with
+    ``start``/``end`` (now ``start_offset``/``end_offset``), no course_team table."""
+    import shutil
+
+    import pyarrow.parquet as pq
+
+    for f in version.glob("segments/date=*/*.parquet"):
+        t = pq.read_table(f, partitioning=None)
+        names = {"start_offset": "start", "end_offset": "end"}
+        pq.write_table(t.rename_columns([names.get(n, n) for n in t.column_names]), f)
+    shutil.rmtree(version / "course_team")
+
+
+def _files(version: Path) -> dict[str, bytes]:
+    return {str(f.relative_to(version)): f.read_bytes() for f in version.rglob("*") if f.is_file()}
+
+
+def test_an_older_releases_output_fails_in_one_line_until_rebuild(tmp_path, logs):
+    """After an upgrade the nightly run into an older release's --out must not die in a
+    KeyError (it did): one line naming what is older and the way out, exit 1 before any
+    cluster, the old tables untouched; ``report`` says the same; ``--rebuild`` then gives
+    the tables of a fresh run."""
+    out, fresh = tmp_path / "out", tmp_path / "fresh"
+    for o in (out, fresh):
+        r = _cli("run", str(logs), "--out", str(o), "-q", "--dashboard-address", "127.0.0.1:0")
+        assert r.returncode == 0, r.stderr
+    old = Path(os.path.realpath(out / "current"))
+    _as_older_release(old)
+    before = _files(old)
+    r = _cli("run", str(logs), "--out", str(out), "-q", "--dashboard-address", "127.0.0.1:0")
+    assert r.returncode == 1
+    line = _one_line(r.stderr)
+    assert "older dask-pipeline" in line and "start_offset" in line and "--rebuild" in line
+    assert "dashboard" not in r.stderr  # refused before any cluster
+    assert Path(os.path.realpath(out / "current")) == old and _files(old) == before
+    r = _cli("report", str(out), "--html", str(tmp_path / "r.html"))
+    assert r.returncode == 2 and "older dask-pipeline" in _one_line(r.stderr)
+    r = _cli("run", str(logs), "--out", str(out), "-q", "--rebuild",
+             "--dashboard-address", "127.0.0.1:0")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert _tables_digest(out) == _tables_digest(fresh)

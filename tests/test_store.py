@@ -106,3 +106,18 @@ def test_run_ids_sort_after_every_version_within_a_second_and_after_a_clock_step
     _version(out, ahead)
     rid = store.new_run_id(out)
     assert rid > ahead
+
+
+def test_outdated_names_the_missing_table_or_columns(tmp_path):
+    import pyarrow.parquet as pq
+
+    v = _version(tmp_path, "20260101T000000-a")
+    assert store.outdated(v) is None
+    f = next((v / "video_timeline").glob("*.parquet"))
+    t = pq.read_table(f)
+    pq.write_table(t.rename_columns(["segment" if n == "bin" else n for n in t.column_names]), f)
+    assert store.outdated(v) == "its video_timeline lack bin"
+    v = _version(tmp_path, "20260102T000000-b")
+    for p in (v / "course_team").iterdir():
+        p.unlink()
+    assert store.outdated(v) == "it has no course_team table"
