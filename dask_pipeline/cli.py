@@ -316,7 +316,7 @@ def config_from_args(a: argparse.Namespace) -> RunConfig:
         pseudonymize_key_env=a.pseudonymize_key_env,
         cluster=ClusterOptions(
             **{f.name: getattr(a, f.name) for f in fields(ClusterOptions) if hasattr(a, f.name)},
-            dask_log_level="INFO" if _shows(a, "debug") else "ERROR",
+            dask_log_level="INFO" if _shows(a, "debug") else "CRITICAL",
         ),
         progress=_shows(a, "info"),
         strict=a.strict,

@@ -32,8 +32,9 @@ class ClusterOptions:
     tls_cert: Path | None = None
     tls_key: Path | None = None
     connect_timeout: float = 30.0
-    #: Dask's own log records at WARNING and above are shown (``-v``: INFO and above)
-    dask_log_level: str = "ERROR"
+    #: the embedded cluster's own log records shown: none (a failed task's traceback block
+    #: from a worker would stand before the run's one-line error); ``-v``: INFO and above
+    dask_log_level: str = "CRITICAL"
 
 
 @dataclass(frozen=True)

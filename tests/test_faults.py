@@ -130,6 +130,23 @@ def test_disk_full_during_the_write_fails_cleanly_and_the_next_run_succeeds(
         assert_same_tables(out, small_reference)
 
 
+@pytest.mark.slow
+def test_disk_full_on_the_embedded_cluster_is_one_line_without_a_worker_traceback(
+    request, small_input, tmp_path
+):
+    """The embedded workers log to the run's own stderr: a task that fails on a full disk
+    once printed distributed's "Compute Failed" block with a traceback before the line."""
+    reason = _tmpfs_unavailable(tmp_path)
+    if reason:
+        daemons.say_skip(request, reason)
+    with small_tmpfs(tmp_path / "disk", "1m") as disk:
+        fill(disk, leave_kib=40)
+        r = run_job(small_input, disk / "out", "--workers", "1")
+        line = one_line_failure(r)
+        assert "no space left on the device of --out" in line, line
+        assert "Traceback" not in r.stderr and "Compute Failed" not in r.stderr, r.stderr
+
+
 # ---------------------------------------------------------------- item 8: readers
 READER = textwrap.dedent(
     """
