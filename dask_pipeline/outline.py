@@ -627,11 +627,11 @@ def attach_labels(stats: pd.DataFrame, videos: pd.DataFrame) -> pd.DataFrame:
         if c not in out:
             out[c] = pd.Series(pd.NA, index=out.index, dtype=schema.LABELS[c].dtype)
     known = out["duration"].notna()
-    given = out["duration_source"] if "duration_source" in out else pd.Series(np.nan, out.index)
+    given = out["duration_source"] if "duration_source" in out else pd.Series(None, out.index)
     source = np.where(
         out["duration_inferred"].astype(bool),
         "inferred",
-        np.where(known, given.fillna("events").astype(object), None),
+        np.where(known, given.astype(object).fillna("events"), None),
     )
     out["duration_source"] = pd.array(source, dtype=schema.STR)
     return out

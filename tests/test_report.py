@@ -581,7 +581,8 @@ def test_report_in_headless_chromium(
     chromium, run_out, report_html, tables, tmp_path, record_property
 ):
     """Acceptance 1-3 in a real browser, offline: no console errors, plots drawn, switching
-    the video redraws the retention curve, numbers equal the tables, opens in under 3 s."""
+    the video redraws the retention curve, numbers equal the tables (the time it takes to
+    open: ``test_the_reports_open_in_under_3_s``)."""
     errors: list[str] = []
     requests: list[str] = []
     ctx = _launch(chromium, tmp_path)
@@ -589,20 +590,9 @@ def test_report_in_headless_chromium(
         ctx.on("request", lambda r: requests.append(r.url))
         ctx.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
         ctx.on("weberror", lambda e: errors.append(str(e.error)))
-        page, open_ms = _open(ctx, report_html)
-        opens = [open_ms]
-        # The page's cost, not a busy machine's: a page that is slow to open is slow in every
-        # fresh browser, so on a miss try again (at most three cold opens in all).
-        while min(opens) >= MAX_OPEN_MS and len(opens) < 3:
-            other = _launch(chromium, tmp_path)
-            try:
-                opens.append(_open(other, report_html)[1])
-            finally:
-                other.close()
+        page, _ = _open(ctx, report_html)
         size = report_html.stat().st_size
-        print(f"report: {size / 1e6:.2f} MB, opened in {', '.join(f'{t:.0f}' for t in opens)} ms")
         record_property("report_bytes", size)
-        record_property("report_open_ms", [round(t) for t in opens])
 
         for plot in ("retention", "daily", "coverage"):
             ink = page.evaluate("(c) => window.__reportInk(c)", plot)
@@ -675,7 +665,6 @@ def test_report_in_headless_chromium(
         assert not errors, errors
         assert all(u.startswith(("file:", "data:", "blob:")) for u in requests), requests
         assert size < MAX_BYTES
-        assert min(opens) < MAX_OPEN_MS, f"the report took {opens} ms to open"
     finally:
         ctx.close()
 
@@ -945,7 +934,7 @@ def test_outline_page_in_headless_chromium(chromium, tmp_path, record_property):
     """Issue 11 item 4 and issue 12 items 7, 8, 11 on a page of 100 videos with an outline:
     titles, outline order grouped by section, the through-the-course plot; a video without
     coverage says so in full; ten days of labels that do not overlap; a long title that
-    does not reach the toolbar; opens offline under 3 s."""
+    does not reach the toolbar."""
     t = _outline_tables()
     html = _page_of(t, tmp_path / "outline.html")
     errors: list[str] = []
@@ -953,15 +942,7 @@ def test_outline_page_in_headless_chromium(chromium, tmp_path, record_property):
     try:
         ctx.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
         ctx.on("weberror", lambda e: errors.append(str(e.error)))
-        page, open_ms = _open(ctx, html)
-        opens = [open_ms]
-        while min(opens) >= MAX_OPEN_MS and len(opens) < 3:  # as in the test above
-            other = _launch(chromium, tmp_path)
-            try:
-                opens.append(_open(other, html)[1])
-            finally:
-                other.close()
-        record_property("outline_report_open_ms", [round(x) for x in opens])
+        page, _ = _open(ctx, html)
         first = page.evaluate(STATE)
         stats = t.video_stats
         course = stats[stats["course_id"] == first["text"]["course_id"]]
@@ -1027,9 +1008,30 @@ def test_outline_page_in_headless_chromium(chromium, tmp_path, record_property):
         page.wait_for_timeout(300)
         page.screenshot(path=str(ARTIFACTS / "report-outline.png"), full_page=True)
         assert not errors, errors
-        assert min(opens) < MAX_OPEN_MS, f"the outline report took {opens} ms to open"
     finally:
         ctx.close()
+
+
+@pytest.mark.slow
+@pytest.mark.timing
+def test_the_reports_open_in_under_3_s(chromium, report_html, tmp_path, record_property):
+    """Issues 6 and 12: the report of a run and the page of 100 videos with an outline each
+    open offline, plots drawn, in under 3 s in a fresh browser. Wall time on this machine:
+    ``scripts/test.sh`` runs the ``timing`` tests alone, after the others."""
+    pages = {"report": report_html, "outline": _page_of(_outline_tables(), tmp_path / "o.html")}
+    for name, html in pages.items():
+        opens: list[float] = []
+        # The page's cost, not a passing hiccup's: a page that is slow to open is slow in
+        # every fresh browser, so on a miss try again (at most three cold opens in all).
+        while not opens or (min(opens) >= MAX_OPEN_MS and len(opens) < 3):
+            ctx = _launch(chromium, tmp_path)
+            try:
+                opens.append(_open(ctx, html)[1])
+            finally:
+                ctx.close()
+        print(f"{name}: {html.stat().st_size / 1e6:.2f} MB, opened in {opens} ms")
+        record_property(f"{name}_open_ms", [round(t) for t in opens])
+        assert min(opens) < MAX_OPEN_MS, f"the {name} page took {opens} ms to open"
 
 
 @pytest.mark.slow
