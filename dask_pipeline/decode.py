@@ -689,21 +689,19 @@ class PartDecoder:
         team = vocabulary.is_team_event(et)
         if not (team or self.count_activity):
             return
-        if self.window.bounded:
+        # times are parsed for a bounded run's window and for the days a team member was
+        # seen; the other events of an unbounded run are only counted
+        if self.window.bounded or team:
             t = d.time if d.time is not None else d.timestamp
             if type(t) is not str:
-                self._reject(line_no, BAD_TIME, lines[index])
-                return
+                if self.window.bounded:
+                    self._reject(line_no, BAD_TIME, lines[index])
+                    return
+                t = ""  # counted, with no time
             self._act_times.append(t)
             self._act_keys.append((course, user, team))
             return
-        a = self._activity.get((course, user))
-        if a is None:
-            self._activity[(course, user)] = [1, team]
-        else:
-            a[0] += 1
-            if team:
-                a[1] = True
+        self._count(course, user, 1, False, _NAT)
 
     def _video(
         self, d: _Line, et: str, course: str, user: str, line_no: int, index: int, lines
@@ -816,7 +814,6 @@ class PartDecoder:
         """Add video events (when counting activity) and, in a bounded run, the timed other
         events to activity, counting only events inside [since, until)."""
         w = self.window
-        act = self._activity
         in_window = np.ones(len(video_us), dtype=bool)
         if w.since is not None:
             in_window &= video_us >= w.since
@@ -826,29 +823,33 @@ class PartDecoder:
         if len(sub) and self.count_activity:
             grouped = sub.groupby(["course_id", "username"], sort=False).size()
             for (course, user), k in grouped.items():
-                a = act.get((course, user))
-                if a is None:
-                    act[(course, user)] = [int(k), False]
-                else:
-                    a[0] += int(k)
+                self._count(course, user, int(k), False, _NAT)
         if self._act_keys:
             times = _parse_times(self._act_times).astype("int64")
-            ok = times != np.iinfo("int64").min
+            ok = times != _NAT if w.bounded else np.ones(len(times), bool)
             if w.since is not None:
                 ok &= times >= w.since
             if w.until is not None:
                 ok &= times < w.until
-            for keep, (course, user, team) in zip(ok.tolist(), self._act_keys, strict=True):
-                if not keep:
-                    continue
-                a = act.get((course, user))
-                if a is None:
-                    act[(course, user)] = [1, team]
-                else:
-                    a[0] += 1
-                    if team:
-                        a[1] = True
+            for keep, t, (course, user, team) in zip(
+                ok.tolist(), times.tolist(), self._act_keys, strict=True
+            ):
+                if keep:
+                    self._count(course, user, 1, team, t if team else _NAT)
             self._act_keys, self._act_times = [], []
+
+    def _count(self, course: str, user: str, n: int, team: bool, t: int) -> None:
+        """``n`` more events of (course, user); ``team`` when one is a team event, at UTC
+        microseconds ``t`` (_NAT: no usable time)."""
+        a = self._activity.get((course, user))
+        if a is None:
+            a = self._activity[(course, user)] = [0, False, _NAT, _NAT]
+        a[0] += n
+        if team:
+            a[1] = True
+            if t != _NAT:
+                a[2] = t if a[2] == _NAT else min(a[2], t)
+                a[3] = max(a[3], t)
 
     def _activity_frame(self) -> pd.DataFrame:
         keys = list(self._activity)
@@ -859,6 +860,8 @@ class PartDecoder:
                 "username": schema.strings([k[1] for k in keys]),
                 "events": np.array([v[0] for v in vals], dtype="int64"),
                 "team": np.array([v[1] for v in vals], dtype="bool"),
+                "team_first": _utc([v[2] for v in vals]),
+                "team_last": _utc([v[3] for v in vals]),
             }
         )
 
@@ -914,6 +917,12 @@ def _classify_non_object(text: bytes) -> str:
     except (msgspec.DecodeError, msgspec.ValidationError):
         return NOT_JSON
     return NOT_OBJECT
+
+
+def _utc(us: list[int]) -> pd.Series:
+    """UTC microseconds (_NAT for none) as schema.TIME."""
+    a = np.array(us, dtype="int64").view("datetime64[us]")
+    return pd.Series(a).dt.tz_localize("UTC").astype(schema.TIME)
 
 
 def _parse_times(strings: list[str]) -> np.ndarray:

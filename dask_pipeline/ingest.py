@@ -23,12 +23,16 @@ def empty_staged() -> pd.DataFrame:
 
 def staged_rows(events: pd.DataFrame, activity: pd.DataFrame) -> pd.DataFrame:
     """Events and activity rows in one frame (schema.STAGED) for the user shuffle."""
-    ev = events.assign(events=np.zeros(len(events), "int64"), team=np.zeros(len(events), bool))
+    none = pd.Series(pd.NaT, index=events.index, dtype=schema.TIME)
+    ev = events.assign(
+        events=np.zeros(len(events), "int64"),
+        team=np.zeros(len(events), bool),
+        team_first=none,
+        team_last=none,
+    )
     act = schema.empty(schema.EVENTS).reindex(range(len(activity)))
-    for c in ("course_id", "username"):
-        act[c] = activity[c].to_numpy()
-    act["events"] = activity["events"].to_numpy()
-    act["team"] = activity["team"].to_numpy()
+    for c in ("course_id", "username", "events", "team", "team_first", "team_last"):
+        act[c] = activity[c].array  # positional: no index alignment
     act["file"] = 0
     act["line"] = 0
     return schema.conform(pd.concat([ev, act], ignore_index=True), schema.STAGED)

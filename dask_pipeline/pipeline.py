@@ -22,7 +22,6 @@ partials, renumbers the rejects (``ledger``); then ``ledger`` assembles ``_run.j
 
 from __future__ import annotations
 
-import datetime as dt
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -206,7 +205,7 @@ class _Run:
             n_rejects += len(rejects)
         replaced = ledger.replaced_dates(self.cfg, stats)
         kept = self._carry_over(replaced)
-        course_team = _course_team(user_results, self.prev_team, replaced)
+        course_team = _course_team(user_results, self.prev_team)
         store.write_table_part(self.stage, "course_team", "000000", course_team)
         self._forget_new_members(kept, course_team)
         self.labelled = outline.label_videos(
@@ -302,16 +301,11 @@ class _Run:
         store.write_table_part(self.stage, "course_stats", "unwatched", unwatched)
 
 
-def _course_team(
-    user_results: list[dict], previous: pd.DataFrame | None, replaced: list[str]
-) -> pd.DataFrame:
+def _course_team(user_results: list[dict], previous: pd.DataFrame | None) -> pd.DataFrame:
     """The merged course_team table: the members earlier runs knew and this run's."""
     found = [r["team"] for r in user_results]
-    cols = {"course_id": schema.STR, "username": schema.STR, "known_by": schema.STR}
-    new = pd.concat(found, ignore_index=True) if found else schema.empty(cols)
-    first = dt.date.fromisoformat(replaced[0]) if replaced else None
-    last = dt.date.fromisoformat(replaced[-1]) if replaced else None
-    return team.merge(new.drop_duplicates(["course_id", "username"]), previous, first, last)
+    new = pd.concat(found, ignore_index=True) if found else schema.empty(schema.COURSE_TEAM)
+    return team.merge(new, previous)
 
 
 def _iso_us(us: int | None) -> str | None:

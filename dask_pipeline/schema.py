@@ -52,18 +52,24 @@ EVENTS: Schema = {
 
 #: Per (course, user) activity of one input part, for the course-team and activity filters
 #: (SPEC §4). ``team`` is true when any event of that user in that course names studio or
-#: instructor.
+#: instructor; ``team_first`` and ``team_last`` are the times of the first and last of those
+#: (null when none had a usable time).
 ACTIVITY: Schema = {
     "course_id": STR,
     "username": STR,
     "events": I64,
     "team": BOOL,
+    "team_first": TIME,
+    "team_last": TIME,
 }
 
 #: What one input part hands to the user shuffle: video events and activity rows together,
 #: so one shuffle brings every row of a user to the same partition. Activity rows have
 #: ``events > 0`` and a null ``event_type``; event rows have ``events == 0``.
-STAGED: Schema = {**EVENTS, "events": I64, "team": BOOL}
+STAGED: Schema = {
+    **EVENTS,
+    **{k: ACTIVITY[k] for k in ("events", "team", "team_first", "team_last")},
+}
 
 
 # --------------------------------------------------------------------------- output tables
@@ -397,10 +403,14 @@ COURSE_TEAM = Table(
             "instructor, in that course) or `staff_list` (only by `--staff-file`).",
         ),
         "first_seen": Column(
-            DATE, "First local day of the earliest run that knew the user as course team.", "date"
+            DATE,
+            "First local day with an event that makes the user course team in that course: "
+            "a studio or instructor event, or for a staff-list user any video event too "
+            "(null when no such event had a usable time).",
+            "date",
         ),
         "last_seen": Column(
-            DATE, "Last local day of the latest run that knew the user as course team.", "date"
+            DATE, "Last local day with such an event, over every run so far.", "date"
         ),
     },
 )

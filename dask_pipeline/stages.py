@@ -128,7 +128,7 @@ class UserStage:
     def __call__(self, part: pd.DataFrame, index: int) -> dict:
         """Filter one user partition (SPEC §4, and every known course-team member), build its
         segments and per-user video partials, write them; return counts, dates and the
-        course team the partition reveals (schema.COURSE_TEAM's first three columns)."""
+        course team the partition reveals (schema.COURSE_TEAM)."""
         o = self.options
         t0 = time.perf_counter()
         found = self._found(part)
@@ -161,7 +161,7 @@ class UserStage:
         """The partition's course team, under stored names."""
         o = self.options
         events, activity = filters.split_staged(part)
-        found = team.found(activity, events, o.staff)
+        found = team.found(activity, events, o.staff, o.tz, o.since_us, o.until_us)
         if o.key is not None and len(found):
             found["username"] = privacy.pseudonymize_names(found["username"], o.key)
         return found

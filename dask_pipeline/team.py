@@ -7,13 +7,12 @@ compares its users' stored names with the table. Pure pandas.
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
 
-from . import schema
+from . import schema, window
 
 EVENT = "event"
 STAFF_LIST = "staff_list"
@@ -23,41 +22,72 @@ _KEY = ["course_id", "username"]
 Members = frozenset[tuple[str, str]]
 
 
-def found(activity: pd.DataFrame, events: pd.DataFrame, staff: frozenset[str]) -> pd.DataFrame:
-    """The course team one partition reveals: (course_id, username, known_by), one row per
-    pair; ``event`` when the user had a team event in that course, else ``staff_list``
-    for a staff-list user with any row in that course."""
-    team = activity.loc[activity["team"].to_numpy(bool), _KEY].drop_duplicates()
-    rows = [team.assign(known_by=EVENT)]
-    if staff:
-        seen = pd.concat([activity[_KEY], events[_KEY]], ignore_index=True)
-        listed = seen[seen["username"].isin(staff)].drop_duplicates()
-        rows.append(listed.assign(known_by=STAFF_LIST))
-    out = pd.concat(rows, ignore_index=True).drop_duplicates(_KEY, keep="first")
-    return out.astype(schema.STR).reset_index(drop=True)
-
-
-def merge(
-    new: pd.DataFrame, previous: pd.DataFrame | None, first: dt.date | None, last: dt.date | None
+def found(
+    activity: pd.DataFrame,
+    events: pd.DataFrame,
+    staff: frozenset[str],
+    tz: str,
+    since_us: int | None = None,
+    until_us: int | None = None,
 ) -> pd.DataFrame:
-    """The ``course_team`` table: the stored members and this run's (``new``, from ``found``,
-    its run spanning local days ``first``..``last``). ``event`` wins over ``staff_list``;
-    first_seen is the earliest day, last_seen the latest."""
-    days = pd.Series([first, last], dtype=schema.DATE)
-    now = new.assign(first_seen=days.iloc[0], last_seen=days.iloc[1])
-    frames = [schema.conform(now, schema.COURSE_TEAM)]
+    """The course team one partition reveals (schema.COURSE_TEAM), one row per pair.
+
+    ``known_by`` is ``event`` when the user had a team event in that course, else
+    ``staff_list`` for a staff-list user with any row in that course. first_seen and
+    last_seen are the local days (in ``tz``) of the first and last event inside
+    [since_us, until_us) that makes the user course team: a team event, and for a
+    staff-list user any video event too; null when there is none. So a member's days do not
+    depend on how the days were split into runs (SPEC §7)."""
+    times = ["course_id", "username", "team_first", "team_last"]
+    is_team = activity["team"].to_numpy(bool)
+    rows = [activity.loc[is_team, times].assign(known_by=EVENT)]
+    if staff:
+        listed = activity.loc[activity["username"].isin(staff), times]
+        ev = events.loc[events["username"].isin(staff), [*_KEY, "time"]]
+        seen = ev["time"].where(window.inside(ev["time"], since_us, until_us))
+        ev = ev.assign(team_first=seen, team_last=seen)
+        rows += [listed.assign(known_by=STAFF_LIST), ev[times].assign(known_by=STAFF_LIST)]
+    both = pd.concat(rows, ignore_index=True)
+    if not len(both):
+        return schema.empty(schema.COURSE_TEAM)
+    g = both.groupby(_KEY, sort=True, observed=True)
+    out = pd.DataFrame(
+        {
+            "known_by": g["known_by"].agg(_strongest),
+            "first_seen": _days(g["team_first"].min(), tz),
+            "last_seen": _days(g["team_last"].max(), tz),
+        }
+    ).reset_index()
+    return schema.canonical(out, "course_team")
+
+
+def merge(new: pd.DataFrame, previous: pd.DataFrame | None) -> pd.DataFrame:
+    """The ``course_team`` table: the stored members and this run's (``new``, from
+    ``found``). ``event`` wins over ``staff_list``; first_seen is the earliest day,
+    last_seen the latest."""
+    frames = [schema.conform(new, schema.COURSE_TEAM)]
     if previous is not None and len(previous):
         frames.append(schema.conform(previous, schema.COURSE_TEAM))
     both = pd.concat(frames, ignore_index=True)
     g = both.groupby(_KEY, sort=True, observed=True)
     out = pd.DataFrame(
         {
-            "known_by": g["known_by"].agg(lambda s: EVENT if (s == EVENT).any() else STAFF_LIST),
+            "known_by": g["known_by"].agg(_strongest),
             "first_seen": g["first_seen"].min(),
             "last_seen": g["last_seen"].max(),
         }
     ).reset_index()
     return schema.canonical(out, "course_team")
+
+
+def _strongest(known_by: pd.Series) -> str:
+    return EVENT if (known_by == EVENT).any() else STAFF_LIST
+
+
+def _days(times: pd.Series, tz: str) -> pd.Series:
+    """UTC times (NaT allowed) -> their local dates in ``tz`` (schema.DATE, null for NaT)."""
+    local = times.dt.tz_convert(tz).dt.tz_localize(None).to_numpy().astype("datetime64[D]")
+    return pd.Series(local, index=times.index).astype(schema.DATE)
 
 
 def members(table: pd.DataFrame | None) -> Members:
