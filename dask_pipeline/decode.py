@@ -852,16 +852,18 @@ class PartDecoder:
                 a[3] = max(a[3], t)
 
     def _activity_frame(self) -> pd.DataFrame:
+        """schema.ACTIVITY: a row per (course, user), and a second one (no events) with the
+        last team-event time when it differs from the first."""
         keys = list(self._activity)
         vals = list(self._activity.values())
+        last = [(k, v[3]) for k, v in zip(keys, vals, strict=True) if v[3] != v[2]]
         return pd.DataFrame(
             {
-                "course_id": schema.strings([k[0] for k in keys]),
-                "username": schema.strings([k[1] for k in keys]),
-                "events": np.array([v[0] for v in vals], dtype="int64"),
-                "team": np.array([v[1] for v in vals], dtype="bool"),
-                "team_first": _utc([v[2] for v in vals]),
-                "team_last": _utc([v[3] for v in vals]),
+                "course_id": schema.strings([k[0] for k in keys] + [k[0] for k, _ in last]),
+                "username": schema.strings([k[1] for k in keys] + [k[1] for k, _ in last]),
+                "events": np.array([v[0] for v in vals] + [0] * len(last), dtype="int64"),
+                "team": np.array([v[1] for v in vals] + [True] * len(last), dtype="bool"),
+                "time": _utc([v[2] for v in vals] + [t for _, t in last]),
             }
         )
 

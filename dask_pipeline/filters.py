@@ -17,7 +17,7 @@ from . import schema
 
 def split_staged(staged: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(video events, activity rows) of a staged frame (schema.STAGED)."""
-    is_activity = staged["events"].to_numpy() > 0
+    is_activity = staged["event_type"].isna().to_numpy()
     events = staged.loc[~is_activity, list(schema.EVENTS)]
     activity = staged.loc[is_activity, list(schema.ACTIVITY)]
     return events, activity

@@ -23,15 +23,9 @@ def empty_staged() -> pd.DataFrame:
 
 def staged_rows(events: pd.DataFrame, activity: pd.DataFrame) -> pd.DataFrame:
     """Events and activity rows in one frame (schema.STAGED) for the user shuffle."""
-    none = pd.Series(pd.NaT, index=events.index, dtype=schema.TIME)
-    ev = events.assign(
-        events=np.zeros(len(events), "int64"),
-        team=np.zeros(len(events), bool),
-        team_first=none,
-        team_last=none,
-    )
+    ev = events.assign(events=np.zeros(len(events), "int64"), team=np.zeros(len(events), bool))
     act = schema.empty(schema.EVENTS).reindex(range(len(activity)))
-    for c in ("course_id", "username", "events", "team", "team_first", "team_last"):
+    for c in schema.ACTIVITY:
         act[c] = activity[c].array  # positional: no index alignment
     act["file"] = 0
     act["line"] = 0

@@ -52,24 +52,20 @@ EVENTS: Schema = {
 
 #: Per (course, user) activity of one input part, for the course-team and activity filters
 #: (SPEC §4). ``team`` is true when any event of that user in that course names studio or
-#: instructor; ``team_first`` and ``team_last`` are the times of the first and last of those
-#: (null when none had a usable time).
+#: instructor. ``time`` is the time of the first of those (null when none had a usable
+#: time); a second row of the pair, with no events, carries the time of the last.
 ACTIVITY: Schema = {
     "course_id": STR,
     "username": STR,
     "events": I64,
     "team": BOOL,
-    "team_first": TIME,
-    "team_last": TIME,
+    "time": TIME,
 }
 
 #: What one input part hands to the user shuffle: video events and activity rows together,
 #: so one shuffle brings every row of a user to the same partition. Activity rows have
-#: ``events > 0`` and a null ``event_type``; event rows have ``events == 0``.
-STAGED: Schema = {
-    **EVENTS,
-    **{k: ACTIVITY[k] for k in ("events", "team", "team_first", "team_last")},
-}
+#: a null ``event_type``; event rows have ``events == 0``.
+STAGED: Schema = {**EVENTS, "events": I64, "team": BOOL}
 
 
 # --------------------------------------------------------------------------- output tables

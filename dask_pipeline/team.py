@@ -38,15 +38,14 @@ def found(
     [since_us, until_us) that makes the user course team: a team event, and for a
     staff-list user any video event too; null when there is none. So a member's days do not
     depend on how the days were split into runs (SPEC §7)."""
-    times = ["course_id", "username", "team_first", "team_last"]
+    cols = [*_KEY, "time"]  # an activity row's time is a team event's (or null)
     is_team = activity["team"].to_numpy(bool)
-    rows = [activity.loc[is_team, times].assign(known_by=EVENT)]
+    rows = [activity.loc[is_team, cols].assign(known_by=EVENT)]
     if staff:
-        listed = activity.loc[activity["username"].isin(staff), times]
-        ev = events.loc[events["username"].isin(staff), [*_KEY, "time"]]
-        seen = ev["time"].where(window.inside(ev["time"], since_us, until_us))
-        ev = ev.assign(team_first=seen, team_last=seen)
-        rows += [listed.assign(known_by=STAFF_LIST), ev[times].assign(known_by=STAFF_LIST)]
+        listed = activity.loc[activity["username"].isin(staff), cols]
+        ev = events.loc[events["username"].isin(staff), cols]
+        ev["time"] = ev["time"].where(window.inside(ev["time"], since_us, until_us))
+        rows += [listed.assign(known_by=STAFF_LIST), ev.assign(known_by=STAFF_LIST)]
     both = pd.concat(rows, ignore_index=True)
     if not len(both):
         return schema.empty(schema.COURSE_TEAM)
@@ -54,8 +53,8 @@ def found(
     out = pd.DataFrame(
         {
             "known_by": g["known_by"].agg(_strongest),
-            "first_seen": _days(g["team_first"].min(), tz),
-            "last_seen": _days(g["team_last"].max(), tz),
+            "first_seen": _days(g["time"].min(), tz),
+            "last_seen": _days(g["time"].max(), tz),
         }
     ).reset_index()
     return schema.canonical(out, "course_team")
