@@ -242,6 +242,30 @@ def _tables_digest(out: Path) -> dict:
 
 
 @pytest.mark.slow
+def test_embedded_workers_start_forked_with_the_signals_a_worker_needs(tmp_path, logs):
+    """The embedded cluster's workers are forks of the run (quick to start), yet they do not
+    inherit the run's SIGTERM handler (the nanny stops a worker with SIGTERM), and ^C stays
+    ignored in them (the run, not each worker, answers it)."""
+    import signal as sig
+
+    from dask_pipeline import cli, cluster, pipeline  # noqa: F401 - imported as a run does
+
+    cfg = cli.config_from_args(
+        cli.build_parser().parse_args(["run", str(logs), "--out", str(tmp_path)])
+    )
+    with cli._signals_stop_the_run(), cluster.connect(cfg.cluster) as client:
+        got = client.run(
+            lambda: (
+                os.getppid(),
+                sig.getsignal(sig.SIGTERM) == sig.SIG_DFL,
+                sig.getsignal(sig.SIGINT) == sig.SIG_IGN,
+                "dask_pipeline.pipeline" in sys.modules,  # inherited: imported by the run
+            )
+        )
+    assert got and set(got.values()) == {(os.getpid(), True, True, True)}, got
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("signum,to_group", [(2, True), (15, False)])
 def test_signal_stops_the_run_cleanly(tmp_path, logs, big_logs, signum, to_group):
     """SIGINT (a ^C reaches the whole process group) exits 130, SIGTERM (cron, SLURM,
