@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import multiprocessing
 import os
 import signal
 import sys
@@ -178,9 +177,11 @@ def _local_cluster(opts: ClusterOptions) -> LocalCluster:
         )
 
 
-#: How the embedded cluster's workers first start: a fork of this process, which has imported
-#: everything a worker needs, is up in about 1 s where a fresh interpreter takes 2.5-3 s on 2
-#: cores. A worker the nanny restarts later starts fresh (Dask's default, spawn).
+#: How the embedded cluster's workers first start on Linux: a fork of this process, which has
+#: imported everything a worker needs, is up in about 1 s where a fresh interpreter takes
+#: 2.5-3 s on 2 cores. A worker the nanny restarts later starts fresh. Elsewhere (macOS: a
+#: fork of a process with threads is unsafe there), or when the Dask config names another
+#: method than its default, Dask's setting stands.
 FIRST_START = "fork"
 
 
@@ -192,7 +193,8 @@ def _child_defaults() -> None:
 
 @contextlib.contextmanager
 def _forked_workers() -> Iterator[None]:
-    if FIRST_START not in multiprocessing.get_all_start_methods():
+    dask_default = dask.config.get("distributed.worker.multiprocessing-method") == "spawn"
+    if not (sys.platform.startswith("linux") and dask_default):
         yield
         return
     with dask.config.set({"distributed.worker.multiprocessing-method": FIRST_START}):
