@@ -27,8 +27,6 @@ from distributed.security import Security
 from .config import ClusterOptions
 from .errors import RunFailed
 
-os.register_at_fork(after_in_child=lambda: _child_defaults())
-
 
 class SchedulerLost(RunFailed):
     """The scheduler of an existing cluster stopped answering during the run."""
@@ -191,8 +189,12 @@ def _child_defaults() -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
+os.register_at_fork(after_in_child=_child_defaults)
+
+
 @contextlib.contextmanager
 def _forked_workers() -> Iterator[None]:
+    """Workers started inside this context start as FIRST_START says (see there)."""
     dask_default = dask.config.get("distributed.worker.multiprocessing-method") == "spawn"
     if not (sys.platform.startswith("linux") and dask_default):
         yield

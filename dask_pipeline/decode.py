@@ -811,8 +811,8 @@ class PartDecoder:
         )
 
     def _tally_activity(self, video: pd.DataFrame, video_us: np.ndarray) -> None:
-        """Add video events (when counting activity) and, in a bounded run, the timed other
-        events to activity, counting only events inside [since, until)."""
+        """Add video events (when counting activity) and the timed other events (a bounded
+        run's; team events always) to activity, counting only events inside [since, until)."""
         w = self.window
         in_window = np.ones(len(video_us), dtype=bool)
         if w.since is not None:
