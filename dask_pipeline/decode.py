@@ -701,7 +701,11 @@ class PartDecoder:
             self._act_times.append(t)
             self._act_keys.append((course, user, team))
             return
-        self._count(course, user, 1, False, _NAT)
+        a = self._activity.get((course, user))  # _count, inline: every line of --min-events
+        if a is None:
+            self._activity[(course, user)] = [1, False, _NAT, _NAT]
+        else:
+            a[0] += 1
 
     def _video(
         self, d: _Line, et: str, course: str, user: str, line_no: int, index: int, lines
