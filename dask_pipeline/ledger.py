@@ -23,7 +23,8 @@ LINE_FIELDS = ("lines", "accepted", "skipped")
 def first_lines(parts: Sequence[read.Part]) -> list[int]:
     """The line numbering origin of each part: 1 for whole files; for a byte range, an
     origin past every line number of the file's earlier ranges (renumbered at commit)."""
-    return [1 if p.start == 0 else p.start + 1 for p in parts]
+    per_byte = {True: read.GZIP_LINES_PER_BYTE, False: 1}
+    return [1 if p.start == 0 else p.start * per_byte[p.gzip] + 1 for p in parts]
 
 
 def line_offsets(stats: Iterable[dict]) -> dict[int, int]:

@@ -80,7 +80,8 @@ def run(cfg: RunConfig, client, argv: list[str] | None = None, locked: bool = Fa
     holds the output directory's lock (the CLI takes it before any cluster starts).
     """
     paths = read.list_inputs(cfg.inputs)
-    parts = read.plan_parts(paths)
+    # one night's single file is split across the cluster's threads
+    parts = read.plan_parts(paths, workers=sum(client.nthreads().values()))
     out = Path(cfg.out).absolute()  # workers may not share this process's working directory
     out.mkdir(parents=True, exist_ok=True)
     if locked:

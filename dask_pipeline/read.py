@@ -39,7 +39,8 @@ class ReadError(Exception):
 @dataclass(frozen=True)
 class Part:
     """One partition's input: file ``file`` of the ordered input list, bytes [start, end)
-    (``end`` None: to the end). ``first`` is True for the part that starts the file."""
+    (``end`` None: to the end; of a gzip file, compressed bytes). ``first`` is True for the
+    part that starts the file."""
 
     file: int
     path: str
@@ -49,6 +50,10 @@ class Part:
     @property
     def first(self) -> bool:
         return self.start == 0
+
+    @property
+    def gzip(self) -> bool:
+        return _is_gzip(self.path)
 
 
 def _is_url(p: str) -> bool:
@@ -160,9 +165,13 @@ def file_size(path: str) -> int | None:
         return None
 
 
-def plan_parts(paths: Sequence[str], split: int | None = None) -> list[Part]:
+def plan_parts(
+    paths: Sequence[str], split: int | None = None, workers: int = 1, gzip_min: int | None = None
+) -> list[Part]:
     """One part per file; plain files larger than ``split`` (default SPLIT) become byte
-    ranges."""
+    ranges; with fewer parts than ``workers``, large local gzip files become ranges of
+    compressed bytes too (``_GzipRange``; not below ``gzip_min``, default GZIP_SPLIT_MIN), so
+    that one night's file keeps every worker busy."""
     split = split or SPLIT
     parts: list[Part] = []
     for i, path in enumerate(paths):
@@ -172,7 +181,38 @@ def plan_parts(paths: Sequence[str], split: int | None = None) -> list[Part]:
             continue
         for start in range(0, size, split):
             parts.append(Part(i, path, start, min(start + split, size)))
+    if len(parts) < workers:
+        n = -(-workers // len(parts))
+        parts = [r for p in parts for r in _gzip_ranges(p, n, gzip_min or GZIP_SPLIT_MIN)]
     return parts
+
+
+GZIP_SPLIT_MIN = 16 << 20  # compressed bytes: a smaller gzip file is read whole
+#: At most this many lines per compressed byte (deflate inflates at most 1032-fold, a line is
+#: at least one byte): the line numbers of a gzip range start past its predecessors'.
+GZIP_LINES_PER_BYTE = 2048
+
+
+#: Inflating a stretch of gzip costs about this share of decoding it (ISA-L against the
+#: prefilter and decoder, real-mix logs): it sets where ``_gzip_ranges`` cuts.
+INFLATE_PER_DECODE = 1 / 3
+
+
+def _gzip_ranges(part: Part, n: int, smallest: int) -> list[Part]:
+    """A whole local gzip file as ``n`` ranges of compressed bytes (itself when smaller than
+    ``smallest``).
+
+    Range j inflates the file up to its end e_j and decodes from e_{j-1}: with inflate cost
+    i and decode cost d, i*e_j + d*(e_j - e_{j-1}) is the same for every range when
+    e_j = (1 - r**j) / (1 - r**n), r = d / (i + d)."""
+    size = file_size(part.path)
+    whole = part.end is not None or not _is_gzip(part.path) or _is_url(part.path)
+    if n < 2 or whole or size is None or size < smallest:
+        return [part]
+    r = 1 / (1 + INFLATE_PER_DECODE)
+    cuts = [int(size * (1 - r**j) / (1 - r**n)) for j in range(1, n)]
+    bounds = zip([0, *cuts], [*cuts, None], strict=True)
+    return [Part(part.file, part.path, a, b) for a, b in bounds]
 
 
 GZIP_RATIO = 8  # tracking logs inflate about eightfold
@@ -181,10 +221,8 @@ GROUP = 64 << 20  # small inputs are read together until about this much text
 
 def text_size(part: Part) -> int:
     """About how many bytes of text a part holds (gzip sizes scaled by GZIP_RATIO)."""
-    if part.end is not None:
-        return part.end - part.start
-    size = file_size(part.path) or 0
-    return size * GZIP_RATIO if _is_gzip(part.path) else size
+    end = part.end if part.end is not None else file_size(part.path) or 0
+    return (end - part.start) * (GZIP_RATIO if part.gzip else 1)
 
 
 def group_parts(parts: Sequence[Part], target: int | None = None) -> list[list[Part]]:
@@ -233,7 +271,7 @@ def iter_blocks(part: Part, block: int = BLOCK) -> Iterator[memoryview]:
     with raw:
         try:
             if _is_gzip(part.path):
-                yield from _gzip_blocks(raw, block)
+                yield from _gzip_blocks(raw, block, part.start, part.end)
             else:
                 yield from _plain_blocks(raw, part, block)
         except OSError as e:  # a read failing after the open (EIO, a lost network mount)
@@ -297,37 +335,33 @@ COMPRESSED_CHUNK = 64 << 10  # gzip input read at a time
 PIECE = 32 << 10  # inflated text at most per call: small pieces come from reused memory
 
 
-def _gzip_blocks(raw, block: int) -> Iterator[memoryview]:
-    """Inflate member after member, handing on whole lines as soon as they are out, so that
-    the lines before any damage are kept."""
-    lines = _LineBuffer(block)
+def _gzip_pieces(raw) -> Iterator[tuple[bytes, int]]:
+    """Inflate member after member: (text, compressed bytes consumed so far) per inflate
+    call, the same calls for every reader of the file. Raises ReadError after the last good
+    piece (``not_gzip``, ``corrupt_gzip``, ``truncated_gzip``, ``unreadable``)."""
     src = bytearray(COMPRESSED_CHUNK)
     src_view = memoryview(src)
     readinto = getattr(raw, "readinto", None)
     dec = _zlib.decompressobj(wbits=31)
     started = False  # some input was accepted as gzip
     in_member = False  # inside a member that has not ended yet
+    total = 0
     while True:
         try:
             k = readinto(src) if readinto else _read_into(raw, src)
         except OSError as e:
-            yield from lines.rest()
             raise ReadError("unreadable", str(e)) from e
         if not k:
             break
+        total += k
         data = src_view[:k]
         while data:
             in_member = True
             try:
                 piece = dec.decompress(data, PIECE)
             except (_zlib.error, ValueError) as e:
-                yield from lines.rest()
-                if not started:
-                    raise ReadError("not_gzip", str(e)) from e
-                raise ReadError("corrupt_gzip", str(e)) from e
+                raise ReadError("corrupt_gzip" if started else "not_gzip", str(e)) from e
             started = True
-            if piece:
-                lines.add(piece)
             if dec.eof:  # a member ended; another may follow
                 in_member = False
                 data = dec.unused_data
@@ -336,17 +370,79 @@ def _gzip_blocks(raw, block: int) -> Iterator[memoryview]:
                     data = b""
             else:
                 data = dec.unconsumed_tail
+            yield piece, total - len(data)
+    if in_member:
+        # output the PIECE limit held back, for want of input to push it out
+        with contextlib.suppress(_zlib.error, ValueError):
+            yield dec.flush(), total
+        raise ReadError("truncated_gzip", "the file ends inside a gzip member")
+
+
+class _GzipRange:
+    """Which text of a gzip file belongs to the part of compressed bytes [start, end).
+
+    The file's text is cut where the first inflate call that reaches a part's compressed
+    start begins; a line belongs to the part in which it starts. Every part inflates from
+    the file's beginning, so neighbours agree on the cut. States: ``wait`` (before the
+    start), ``find`` (at the start, looking for a line start), ``emit``, ``tail`` (past the
+    end, finishing the line that straddles it), ``done``."""
+
+    def __init__(self, start: int, end: int | None):
+        self.start, self.end = start, end
+        self.state = "emit" if start == 0 else "wait"
+        self.newline_before = True  # the text so far ends with a newline (or is empty)
+
+    def cut(self, piece: bytes, consumed: int) -> bytes:
+        """The part's share of one inflate call's text (``consumed``: after the call)."""
+        if self.state == "wait" and consumed >= self.start:
+            self.state = "emit" if self.newline_before else "find"
+        if self.end is not None and consumed >= self.end and self.state in ("find", "emit"):
+            self.state = "done" if self.state == "find" or self.newline_before else "tail"
+        out = b""
+        if self.state == "find":
+            nl = piece.find(b"\n")
+            if nl >= 0:
+                self.state, out = "emit", piece[nl + 1 :]
+        elif self.state == "emit":
+            out = piece
+        elif self.state == "tail":
+            nl = piece.find(b"\n")
+            out = piece if nl < 0 else piece[: nl + 1]
+            if nl >= 0:
+                self.state = "done"
+        if piece:
+            self.newline_before = piece.endswith(b"\n")
+        return out
+
+    @property
+    def responsible(self) -> bool:
+        """Whether damage met now is this part's to report (an earlier part still reads
+        while this one waits)."""
+        return self.state != "wait"
+
+
+def _gzip_blocks(raw, block: int, start: int = 0, end: int | None = None) -> Iterator[memoryview]:
+    """A gzip part's text in blocks of whole lines, handed on as soon as they are out, so
+    that the lines before any damage are kept."""
+    lines = _LineBuffer(block)
+    rng = _GzipRange(start, end)
+    try:
+        for piece, consumed in _gzip_pieces(raw):
+            text = rng.cut(piece, consumed)
+            if text:
+                lines.add(text)
+            if rng.state == "done":
+                break
             if lines.full:
                 out = lines.take()
                 if out is not None:
                     yield out
-    if in_member:
-        # output the PIECE limit held back, for want of input to push it out
-        with contextlib.suppress(_zlib.error, ValueError):
-            lines.add(dec.flush())
+    except ReadError:
+        yield from lines.rest()
+        if rng.responsible:
+            raise
+        return
     yield from lines.rest()
-    if in_member:
-        raise ReadError("truncated_gzip", "the file ends inside a gzip member")
 
 
 def _read_into(raw, buf: bytearray) -> int:
