@@ -281,10 +281,17 @@ def _progress_lines(futures: list, label: str) -> None:
             wait(futures, timeout=0.5, return_when="FIRST_EXCEPTION")
 
 
-def describe(client: Client, workers_at_start: int) -> dict:
-    """The cluster as recorded in ``_run.json``: scheduler, dashboard, workers, memory."""
+def describe(client: Client, at_start: dict) -> dict:
+    """The cluster as recorded in ``_run.json``: scheduler, dashboard, workers, memory.
+    ``at_start``: the scheduler's workers when the run began (workers and threads are the
+    larger of then and now: a worker may be away, reconnecting, as the run ends)."""
     info = client.scheduler_info()
     workers = info.get("workers", {})
+    workers_at_start = len(at_start)
+
+    def threads(ws: dict) -> int:
+        return sum(w.get("nthreads", 0) for w in ws.values())
+
     try:
         peaks = client.run(_peak_rss_mib)
     except Exception:  # noqa: BLE001 - a worker gone at the end must not fail the run
@@ -295,7 +302,7 @@ def describe(client: Client, workers_at_start: int) -> dict:
         "workers": max(workers_at_start, len(workers)),
         "workers_at_start": workers_at_start,
         "workers_at_end": len(workers),
-        "threads": sum(w.get("nthreads", 0) for w in workers.values()),
+        "threads": max(threads(at_start), threads(workers)),
         # lifetime peak of each worker process (a long-lived cluster's workers include
         # earlier work)
         "worker_peak_rss_mib": dict(sorted(peaks.items())),

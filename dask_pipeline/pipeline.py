@@ -116,7 +116,7 @@ class _Run:
     def execute(self, argv: list[str] | None, paths: list[str], parts: list[read.Part]):
         t_start = time.perf_counter()
         self.stage.mkdir(parents=True)
-        workers_at_start = len(self.client.scheduler_info().get("workers", {}))
+        at_start = self.client.scheduler_info().get("workers", {})
         try:
             tasks = ingest.plan_tasks(parts)
             user_results = self._timed("read_to_segments", self._segments_graph, tasks, parts)
@@ -143,7 +143,7 @@ class _Run:
                 replaced=replaced,
                 kept=kept,
                 timings=self.timings,
-                cluster=cluster.describe(self.client, workers_at_start),
+                cluster=cluster.describe(self.client, at_start),
             )
             summary = {**summary, **notes, "outlines": self.labelled.courses}
             summary["window"]["late_before"] = _iso_us(self.cfg.events_from_us)
