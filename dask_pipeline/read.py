@@ -2,8 +2,9 @@
 
 A *part* is what one Dask partition reads: a whole file, a byte range of a large plain
 file, or, when there are fewer files than the cluster has threads, a range of a large gzip
-file's compressed bytes (``_GzipRange``). ``iter_blocks`` yields a part's bytes in large blocks that end on a line boundary, so
-that decoding works over whole lines without ever holding a whole file.
+file's compressed bytes (``_GzipRange``). ``iter_blocks`` yields a part's bytes in large
+blocks that end on a line boundary, so that decoding works over whole lines without ever
+holding a whole file.
 """
 
 from __future__ import annotations
