@@ -183,7 +183,7 @@ def plan_parts(
             continue
         for start in range(0, size, split):
             parts.append(Part(i, path, start, min(start + split, size)))
-    if len(parts) < workers:
+    if 0 < len(parts) < workers:
         n = -(-workers // len(parts))
         parts = [r for p in parts for r in _gzip_ranges(p, n, gzip_min or GZIP_SPLIT_MIN)]
     return parts

@@ -220,3 +220,16 @@ def test_a_gzip_log_read_as_ranges_gives_the_events_rejects_and_counts_of_one_re
     assert evn["line"].is_monotonic_increasing  # the order SPEC §5 breaks ties with
     cols = [c for c in ev1.columns if c != "line"]
     pd.testing.assert_frame_equal(evn[cols], ev1[cols])
+
+
+def test_gzip_ranges_only_for_large_local_gzip_files_and_fewer_parts_than_threads(tmp_path):
+    assert read.plan_parts([], workers=4) == []
+    gz, plain = tmp_path / "a.log.gz", tmp_path / "b.log"
+    gz.write_bytes(gzip.compress(b"x\n" * 1000))
+    plain.write_bytes(b"x\n" * 1000)
+    size = gz.stat().st_size
+    assert len(read.plan_parts([str(gz)], workers=4, gzip_min=size + 1)) == 1  # too small
+    assert len(read.plan_parts([str(gz)], workers=4, gzip_min=size)) == 4
+    assert len(read.plan_parts([str(gz), str(plain)], workers=2, gzip_min=1)) == 2  # enough
+    assert len(read.plan_parts([str(plain)], workers=4, gzip_min=1)) == 1  # not gzip
+    assert len(read.plan_parts(["memory://a.log.gz"], workers=4, gzip_min=1)) == 1  # a URL
